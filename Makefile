@@ -1,0 +1,49 @@
+# PIE developer commands. `make run` and `make test` build/refresh the virtualenv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PIE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: venv run test lint typecheck unit docs clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	@$(BIN)/pie db upgrade
+	@token=$$($(BIN)/pie token --admin --subject local-admin --ttl 86400) && \
+	  echo "" && \
+	  echo "PIE is starting on http://$(HOST):$(PORT) (SQLite in ./.pie, local auth)." && \
+	  echo "Admin token (valid 24 h):" && echo "  $$token" && \
+	  echo "Try it:" && \
+	  echo "  curl -s -H 'Authorization: Bearer $$token' http://$(HOST):$(PORT)/v2/clients" && \
+	  echo ""
+	$(BIN)/pie serve --host $(HOST) --port $(PORT)
+
+lint: venv
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+docs: venv
+	$(BIN)/python -m pie.settings > docs/configuration.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

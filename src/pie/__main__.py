@@ -1,0 +1,3 @@
+from pie.cli import main
+
+main()

@@ -1,0 +1,139 @@
+"""Typed configuration: the only place that reads the environment.
+
+Every field is a ``PIE_<NAME>`` environment variable (flat names, as API.md spells
+``PIE_MAX_BODY_BYTES``); ``docs/configuration.md`` is generated from this model and a test
+keeps the two in sync.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_ISSUER = "pie-local"
+
+
+class Settings(BaseSettings):
+    """PIE settings, built once by the CLI (or a test) and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="PIE_", extra="forbid", frozen=True)
+
+    # -- storage --------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".pie"),
+        description="Directory for the embedded SQLite database and generated secrets.",
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL. `postgresql://…` uses asyncpg, `sqlite:///…` uses aiosqlite. "
+            "Default: SQLite file `pie.db` in the data directory."
+        ),
+    )
+    database_pool_size: int = Field(
+        10, ge=1, le=200, description="Connections per process (PostgreSQL; SQLite readers)."
+    )
+    database_pool_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for a pooled connection before failing."
+    )
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "FULL",
+        description=(
+            "SQLite `synchronous` pragma in WAL mode. FULL survives power loss (one fsync per "
+            "commit); NORMAL survives a process crash only."
+        ),
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        5000, ge=0, description="How long SQLite waits for another process's write lock."
+    )
+
+    # -- auth -----------------------------------------------------------------------------
+    auth_mode: Literal["local", "jwks"] = Field(
+        "local",
+        description=(
+            "`local`: HS256 tokens signed with a secret in the data directory (`pie token`). "
+            "`jwks`: Cognito-style RS256 tokens verified against `PIE_JWKS_URL`."
+        ),
+    )
+    local_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "HS256 secret for local mode. Default: generated on first use in "
+            "`<data_dir>/local-secret` (mode 0600)."
+        ),
+    )
+    jwks_url: str | None = Field(None, description="JWKS document URL (required in jwks mode).")
+    issuer: str | None = Field(
+        None,
+        description=(
+            "Expected `iss` claim (required in jwks mode; `pie-local` in local mode when unset)."
+        ),
+    )
+    audience: str | None = Field(
+        None, description="Expected `aud` claim; not checked when unset (Cognito access tokens)."
+    )
+    leeway_seconds: int = Field(
+        30, ge=0, le=600, description="Clock skew allowed on `exp`, `nbf` and `iat`."
+    )
+    jwks_cache_seconds: int = Field(
+        3600, ge=1, description="How long a fetched JWKS is trusted before a refresh."
+    )
+    jwks_min_refresh_seconds: int = Field(
+        30,
+        ge=0,
+        description="Minimum gap between JWKS refetches triggered by unknown `kid`s.",
+    )
+    token_cache_size: int = Field(
+        10000, ge=0, description="Verified tokens kept in memory (0 disables the cache)."
+    )
+
+    # -- HTTP -----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="`pie serve` bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="`pie serve` port.")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body accepted (413 above it)."
+    )
+    metrics: Literal["off", "public", "admin"] = Field(
+        "admin",
+        description="Exposure of `GET /metrics`: not served, public, or admin token only.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="Externally reachable base URL of this PIE (used in links given to handlers).",
+    )
+
+    # -- logging --------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Minimum log level."
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="`json` (one object per line) or `console` (human readable)."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite://"):
+            return "sqlite+aiosqlite://" + value.split("://", 1)[1]
+        return value
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> Settings:
+        if self.auth_mode == "jwks" and not (self.jwks_url and self.issuer):
+            raise ValueError("PIE_AUTH_MODE=jwks needs PIE_JWKS_URL and PIE_ISSUER")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'pie.db'}"
+
+    @property
+    def effective_issuer(self) -> str:
+        return self.issuer or LOCAL_ISSUER

@@ -1,0 +1,88 @@
+"""Wire models for clients, domains and features (API.md §6, §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN
+
+Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+ClientStatus = Literal["active", "suspended"]
+DomainStatus = Literal["active", "inactive"]
+
+
+class ClientCreate(_In):
+    client_id: Identifier
+    name: str = Field(min_length=1, max_length=256)
+
+
+class ClientUpdate(_In):
+    name: str | None = Field(None, min_length=1, max_length=256)
+    status: ClientStatus | None = None
+
+
+class Client(_Out):
+    client_id: str
+    client_uuid: UUID
+    name: str
+    status: ClientStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class FeatureDefinition(_In):
+    """A feature of a domain; ``json_schema`` is Draft 2020-12 and may carry a ``default``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "route", "json_schema": {"type": "string"}, "mandatory": True}]
+        },
+    )
+    name: str = Field(min_length=1, max_length=128)
+    json_schema: dict[str, Any]
+    mandatory: bool = False
+
+
+class DomainCreate(_In):
+    domain_id: Identifier | None = Field(None, description="Generated (UUIDv7) when omitted.")
+    features: list[FeatureDefinition] = Field(default_factory=list)
+
+
+class DomainUpdate(_In):
+    status: DomainStatus | None = None
+
+
+class Domain(_Out):
+    client_id: str
+    domain_id: str
+    status: DomainStatus
+    features: list[FeatureDefinition]
+    created_at: datetime
+    updated_at: datetime
+
+
+class FeaturesReplace(_In):
+    features: list[FeatureDefinition]
+
+
+class FeaturesReport(BaseModel):
+    """The new feature list and which services still resolve against it."""
+
+    features: list[FeatureDefinition]
+    unchanged_services: list[str]
+    reinit_required_services: list[str]

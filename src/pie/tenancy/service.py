@@ -1,0 +1,141 @@
+"""Rules for clients, domains and features (API.md §6, §7). One transaction each."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pie.auth.principal import Principal
+from pie.core.clock import utcnow
+from pie.core.ids import new_id
+from pie.core.pagination import Page, PageRequest
+from pie.db import tables
+from pie.db.database import Database
+from pie.errors import Unprocessable, not_found
+from pie.tenancy import resolution, schemas
+from pie.tenancy.repository import ClientRepository, DomainRepository
+
+
+async def _client(
+    session: AsyncSession, client_id: str, *, writable: bool = False
+) -> tables.Client:
+    client = await ClientRepository(session).get(client_id)
+    if client is None:
+        raise not_found("client", client_id)
+    if writable and client.status != "active":
+        raise Unprocessable("client suspended")
+    return client
+
+
+async def _domain(
+    session: AsyncSession, client_id: str, domain_id: str, *, for_update: bool = False
+) -> tables.Domain:
+    domain = await DomainRepository(session, client_id).get(domain_id, for_update=for_update)
+    if domain is None:
+        raise not_found("domain", domain_id)
+    return domain
+
+
+def _dump(features: list[schemas.FeatureDefinition]) -> list[dict[str, object]]:
+    return [f.model_dump(mode="json") for f in features]
+
+
+# -- clients ----------------------------------------------------------------------------------
+
+
+async def list_clients(db: Database, who: Principal, page: PageRequest) -> Page[schemas.Client]:
+    """Admins see every client; everyone else only the clients their token grants."""
+    async with db.read() as session:
+        only = None if who.is_admin else who.client_ids
+        return await ClientRepository(session).page(page, only=only)
+
+
+async def create_client(db: Database, body: schemas.ClientCreate) -> schemas.Client:
+    async with db.transaction() as session:
+        row = await ClientRepository(session).add(body.client_id, body.name)
+        return schemas.Client.model_validate(row)
+
+
+async def get_client(db: Database, client_id: str) -> schemas.Client:
+    async with db.read() as session:
+        return schemas.Client.model_validate(await _client(session, client_id))
+
+
+async def update_client(db: Database, client_id: str, body: schemas.ClientUpdate) -> schemas.Client:
+    """Rename or (un)suspend; a suspended client's data stays readable (§6)."""
+    async with db.transaction() as session:
+        row = await ClientRepository(session).get(client_id, for_update=True)
+        if row is None:
+            raise not_found("client", client_id)
+        if body.name is not None:
+            row.name = body.name
+        if body.status is not None:
+            row.status = body.status
+        row.updated_at = utcnow()
+        await session.flush()
+        return schemas.Client.model_validate(row)
+
+
+# -- domains ----------------------------------------------------------------------------------
+
+
+async def create_domain(db: Database, client_id: str, body: schemas.DomainCreate) -> schemas.Domain:
+    """The client must exist (404) and be active (422); features must be valid (422)."""
+    resolution.ensure_valid_definitions(body.features)
+    async with db.transaction() as session:
+        await _client(session, client_id, writable=True)
+        row = await DomainRepository(session, client_id).add(
+            body.domain_id or new_id(), _dump(body.features)
+        )
+        return schemas.Domain.model_validate(row)
+
+
+async def list_domains(db: Database, client_id: str, page: PageRequest) -> Page[schemas.Domain]:
+    async with db.read() as session:
+        await _client(session, client_id)
+        return await DomainRepository(session, client_id).page(page)
+
+
+async def get_domain(db: Database, client_id: str, domain_id: str) -> schemas.Domain:
+    async with db.read() as session:
+        await _client(session, client_id)
+        return schemas.Domain.model_validate(await _domain(session, client_id, domain_id))
+
+
+async def update_domain(
+    db: Database, client_id: str, domain_id: str, body: schemas.DomainUpdate
+) -> schemas.Domain:
+    async with db.transaction() as session:
+        await _client(session, client_id, writable=True)
+        row = await _domain(session, client_id, domain_id, for_update=True)
+        if body.status is not None:
+            row.status = body.status
+        row.updated_at = utcnow()
+        await session.flush()
+        return schemas.Domain.model_validate(row)
+
+
+async def get_features(
+    db: Database, client_id: str, domain_id: str
+) -> list[schemas.FeatureDefinition]:
+    domain = await get_domain(db, client_id, domain_id)
+    return domain.features
+
+
+async def replace_features(
+    db: Database, client_id: str, domain_id: str, body: schemas.FeaturesReplace
+) -> schemas.FeaturesReport:
+    """Replace the list; report which services would need re-initialization (§7).
+
+    Services arrive with the services issue; until a domain can hold services both
+    lists are empty.
+    """
+    resolution.ensure_valid_definitions(body.features)
+    async with db.transaction() as session:
+        await _client(session, client_id, writable=True)
+        row = await _domain(session, client_id, domain_id, for_update=True)
+        row.features = _dump(body.features)
+        row.updated_at = utcnow()
+        await session.flush()
+        return schemas.FeaturesReport(
+            features=body.features, unchanged_services=[], reinit_required_services=[]
+        )

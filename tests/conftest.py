@@ -1,0 +1,132 @@
+"""Backend-parametrised fixtures: every database test runs on real SQLite and PostgreSQL.
+
+PostgreSQL comes from ``PIE_TEST_POSTGRES_URL`` (``make test`` always sets it). Each test
+session creates its own database (per xdist worker), so reruns and parallel runs never
+collide, and drops it at the end. The schema is built by running the migrations once;
+SQLite tests copy a migrated template file, PostgreSQL tests truncate every table after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from pie.app import create_app
+from pie.db import tables
+from pie.db.database import Database
+from pie.db.migrate import upgrade
+from pie.settings import Settings
+
+POSTGRES_URL = os.environ.get("PIE_TEST_POSTGRES_URL")  # noqa: TID251 (test configuration)
+BACKENDS = ["sqlite", "postgres"]
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def worker_tag(worker_id: str) -> str:
+    return f"{uuid.uuid4().hex[:10]}_{worker_id}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "pie.db"
+
+    async def migrate() -> None:
+        db = Database(Settings(database_url=f"sqlite:///{path}", data_dir=path.parent))
+        await upgrade(db.write_engine)
+        await db.dispose()
+
+    asyncio.run(migrate())
+    return path
+
+
+async def _admin_execute(statement: str) -> None:
+    assert POSTGRES_URL
+    connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(worker_tag: str) -> Iterator[str]:
+    if not POSTGRES_URL:
+        pytest.skip("PIE_TEST_POSTGRES_URL is not set (make test sets it)")
+    name = f"pie_test_{worker_tag}".lower()
+    url = make_url(Settings(database_url=POSTGRES_URL).effective_database_url).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
+
+    async def create() -> None:
+        await _admin_execute(f'CREATE DATABASE "{name}"')
+        engine = create_async_engine(rendered)
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(create())
+    yield rendered
+    asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "pie.db"
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data", metrics="admin")
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings)
+    yield database
+    if database.dialect == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables.Base.metadata.sorted_tables)
+        async with database.write_engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await database.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database) -> FastAPI:
+    return create_app(settings, database=db)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://pie.test") as http:
+        yield http
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
