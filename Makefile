@@ -22,7 +22,7 @@ run: venv
 	@$(BIN)/pie db upgrade
 	@token=$$($(BIN)/pie token --admin --subject local-admin --ttl 86400) && \
 	  echo "" && \
-	  echo "PIE is starting on http://$(HOST):$(PORT) (SQLite in ./.pie, local auth)." && \
+	  echo "PIE is starting on http://$(HOST):$(PORT) (SQLite in $${PIE_DATA_DIR:-./.pie}, local auth)." && \
 	  echo "Admin token (valid 24 h):" && echo "  $$token" && \
 	  echo "Try it:" && \
 	  echo "  curl -s -H 'Authorization: Bearer $$token' http://$(HOST):$(PORT)/v2/clients" && \

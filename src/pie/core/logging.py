@@ -39,3 +39,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic narrates every plugin and context at INFO; its warnings are what matter.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
