@@ -18,7 +18,8 @@ def assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert body["success"] is False
-    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["message"], str)
+    assert body["message"]
     assert "Traceback" not in response.text
     return dict(body)
 

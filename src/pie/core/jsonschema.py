@@ -18,6 +18,8 @@ import jsonschema_rs
 from pie.errors import MAX_REPORTED_ERRORS, ErrorDetail
 
 _CACHE_SIZE = 1024
+DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+_ACCEPTED_META_SCHEMAS = frozenset({DRAFT_2020_12, DRAFT_2020_12 + "#"})
 _cache: OrderedDict[str, jsonschema_rs.Validator] = OrderedDict()
 
 
@@ -53,7 +55,20 @@ def _compile(schema: dict[str, Any] | bool) -> jsonschema_rs.Validator:
 
 
 def check_schema(schema: dict[str, Any] | bool, *, prefix: str = "") -> list[ErrorDetail]:
-    """Problems that make ``schema`` unusable as a Draft 2020-12 schema (empty when fine)."""
+    """Problems that make ``schema`` unusable as a Draft 2020-12 schema (empty when fine).
+
+    A root ``$schema`` other than Draft 2020-12 is refused before meta-validation: the
+    meta-validator would otherwise try to download an unknown meta-schema over the network.
+    """
+    if isinstance(schema, dict) and "$schema" in schema:
+        declared = schema["$schema"]
+        if not isinstance(declared, str) or declared not in _ACCEPTED_META_SCHEMAS:
+            return [
+                ErrorDetail(
+                    f"{prefix}/$schema" if prefix else "/$schema",
+                    f"only Draft 2020-12 schemas are accepted ('$schema': '{DRAFT_2020_12}')",
+                )
+            ]
     try:
         jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as error:
