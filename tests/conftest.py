@@ -29,7 +29,7 @@ from pie.db.database import Database
 from pie.db.migrate import upgrade
 from pie.settings import Settings
 
-POSTGRES_URL = os.environ.get("PIE_TEST_POSTGRES_URL")  # noqa: TID251 (test configuration)
+POSTGRES_URL = os.environ.get("PIE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"]
 
 

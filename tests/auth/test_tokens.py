@@ -153,7 +153,9 @@ class JwksServer:
                 return None
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -199,7 +201,9 @@ async def _serve(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncC
     app = create_app(settings, database=db)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pie.test") as http,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://pie.test"
+        ) as http,
     ):
         yield http
 
@@ -539,7 +543,9 @@ class TestJwksMode:
                 **{"cognito:groups": ["client:acme"]},
             )
             assert (await http.get("/v2/clients/acme", headers=user)).status_code == 200
-            denied = await http.post("/v2/clients", json={"client_id": "x", "name": "x"}, headers=user)
+            denied = await http.post(
+                "/v2/clients", json={"client_id": "x", "name": "x"}, headers=user
+            )
             assert denied.status_code == 403, denied.text
 
     async def test_jwks_outage_before_any_fetch_is_503_not_401(

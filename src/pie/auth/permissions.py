@@ -114,7 +114,9 @@ async def authorize(request: Request, access: Access) -> Principal | None:
     if access.tenant:
         client_id = request.path_params.get("client_id", "")
         if not principal.can_access_client(client_id):
-            raise Forbidden(f"no access to client '{client_id}'")
+            # The same words whether or not the client exists, and no id echoed back:
+            # a refusal must not tell one tenant anything about another (API.md §1).
+            raise Forbidden("token has no access to this client")
     return principal
 
 

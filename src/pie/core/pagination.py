@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from pie.errors import BadRequest
@@ -35,13 +35,24 @@ def encode_cursor(created_at: datetime, key: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_KEY_LENGTH = 255
+
+
+def _valid_key(key: str) -> bool:
+    """Keys are identifiers: non-empty, bounded, no control characters (NUL breaks SQL)."""
+    return 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, key = json.loads(raw)
         when = datetime.fromisoformat(created)
-        if when.tzinfo is None or not isinstance(key, str):
+        if when.tzinfo is None or not isinstance(key, str) or not _valid_key(key):
             raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as error:
+        # Normalised here: an offset that pushes the instant outside datetime's range
+        # (0001-01-01T00:00+05:00) must be a bad cursor, not an error in the query.
+        when = when.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as error:
         raise BadRequest("invalid cursor") from error
     return when, key

@@ -7,6 +7,7 @@ Non-mandatory features with neither are absent from the result. Unknown names ar
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -100,7 +101,8 @@ def resolve(features: Sequence[Feature], provided: Mapping[str, Any]) -> Resolut
             else:
                 result.resolved[feature.name] = value
         elif "default" in feature.json_schema:
-            result.resolved[feature.name] = feature.json_schema["default"]
+            # A copy: callers may change the result without touching the definitions.
+            result.resolved[feature.name] = copy.deepcopy(feature.json_schema["default"])
         elif feature.mandatory:
             result.missing.append(feature.name)
     return result

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN
 
@@ -55,7 +55,8 @@ class FeatureDefinition(_In):
     )
     name: str = Field(min_length=1, max_length=128)
     json_schema: dict[str, Any]
-    mandatory: bool = False
+    # Strict: a JSON boolean only ("yes", 1 or "true" are wrong types, 400 per §0).
+    mandatory: StrictBool = False
 
 
 class DomainCreate(_In):

@@ -79,10 +79,13 @@ async def update_client(db: Database, client_id: str, body: schemas.ClientUpdate
 
 
 async def create_domain(db: Database, client_id: str, body: schemas.DomainCreate) -> schemas.Domain:
-    """The client must exist (404) and be active (422); features must be valid (422)."""
-    resolution.ensure_valid_definitions(body.features)
+    """The client must exist (404) and be active (422); features must be valid (422).
+
+    Existence is checked before the features, so a missing client is 404 (§0 order).
+    """
     async with db.transaction() as session:
         await _client(session, client_id, writable=True)
+        resolution.ensure_valid_definitions(body.features)
         row = await DomainRepository(session, client_id).add(
             body.domain_id or new_id(), _dump(body.features)
         )
@@ -129,10 +132,10 @@ async def replace_features(
     Services arrive with the services issue; until a domain can hold services both
     lists are empty.
     """
-    resolution.ensure_valid_definitions(body.features)
     async with db.transaction() as session:
         await _client(session, client_id, writable=True)
         row = await _domain(session, client_id, domain_id, for_update=True)
+        resolution.ensure_valid_definitions(body.features)
         row.features = _dump(body.features)
         row.updated_at = utcnow()
         await session.flush()
