@@ -130,3 +130,11 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def admin(settings: Settings) -> dict[str, str]:
+    """Headers with an admin token."""
+    from tests import tokens
+
+    return tokens.admin(settings)

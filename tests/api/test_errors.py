@@ -11,17 +11,7 @@ from fastapi import FastAPI
 from pie.auth.permissions import PieRoute, public
 from pie.settings import Settings
 from tests import tokens
-
-
-def assert_envelope(response: httpx.Response, status: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert body["success"] is False
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    assert "Traceback" not in response.text
-    return dict(body)
+from tests.helpers import assert_envelope
 
 
 class TestBadRequest:

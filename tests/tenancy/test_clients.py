@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ from pie.db.database import Database
 from pie.settings import Settings
 from pie.tenancy import schemas, service
 from tests import factories, tokens
+from tests.helpers import assert_envelope
 
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 CLIENT_KEYS = {"client_id", "client_uuid", "name", "status", "created_at", "updated_at"}
@@ -26,21 +26,6 @@ def parse_z(value: str) -> datetime:
     assert parsed.utcoffset() is not None
     assert parsed.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
     return parsed
-
-
-def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    assert set(body) <= {"success", "message", "errors"}
-    return body
-
-
-@pytest.fixture
-def admin(settings: Settings) -> dict[str, str]:
-    return tokens.admin(settings)
 
 
 class TestCreateClient:

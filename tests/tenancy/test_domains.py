@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +13,7 @@ from pie.auth.principal import Permission
 from pie.db.database import Database
 from pie.settings import Settings
 from tests import factories, tokens
+from tests.helpers import assert_envelope
 
 DOMAIN_KEYS = {"client_id", "domain_id", "status", "features", "created_at", "updated_at"}
 RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
@@ -23,21 +23,6 @@ ROUTE = {"name": "route", "json_schema": {"type": "string"}, "mandatory": True}
 def parse_z(value: str) -> datetime:
     assert RFC3339_Z.match(value), value
     return datetime.fromisoformat(value)
-
-
-def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    assert set(body) <= {"success", "message", "errors"}
-    return body
-
-
-@pytest.fixture
-def admin(settings: Settings) -> dict[str, str]:
-    return tokens.admin(settings)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pie.auth.principal import Permission
 from pie.db.database import Database
 from pie.settings import Settings
 from tests import factories, tokens
+from tests.helpers import assert_envelope
 
 # A realistic domain for ferry pricing. Keys are deliberately NOT in alphabetical order so
 # that any re-sorting on the way through PIE (JSONB, sort_keys, dict rebuilds) is caught.
@@ -150,21 +151,6 @@ def member(pairs: list[tuple[str, Any]] | list[list[Any]], key: str) -> Any:
     found = [value for name, value in pairs if name == key]
     assert len(found) == 1, (key, pairs)
     return found[0]
-
-
-def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    assert set(body) <= {"success", "message", "errors"}
-    return body
-
-
-@pytest.fixture
-def admin(settings: Settings) -> dict[str, str]:
-    return tokens.admin(settings)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pie.db import tables
 from pie.db.database import Database
 from pie.settings import Settings
 from tests import factories, tokens
+from tests.helpers import assert_envelope
 
 LINK_NEXT = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
 
@@ -40,15 +41,6 @@ BAD_CURSORS = [
     pytest.param("A" * 600, id="too-long"),
 ]
 BAD_LIMITS = ["0", "-1", "1001", "abc", "1.5", ""]
-
-
-def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    return body
 
 
 def next_link(response: httpx.Response) -> str | None:
@@ -84,11 +76,6 @@ async def walk(
         assert split.path == path
         assert parse_qs(split.query)["limit"] == [str(limit)]
         response = await client.get(f"{split.path}?{split.query}", headers=headers)
-
-
-@pytest.fixture
-def admin(settings: Settings) -> dict[str, str]:
-    return tokens.admin(settings)
 
 
 def creation_key(item: dict[str, Any], key: str) -> tuple[datetime, str]:

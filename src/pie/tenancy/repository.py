@@ -6,7 +6,6 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pie.core.clock import utcnow
@@ -14,7 +13,7 @@ from pie.core.ids import uuid7
 from pie.core.pagination import Page, PageRequest
 from pie.db import tables
 from pie.db.pagination import keyset_page
-from pie.errors import Conflict
+from pie.db.rows import insert_unique
 from pie.tenancy import schemas
 
 
@@ -54,12 +53,9 @@ class ClientRepository:
             created_at=now,
             updated_at=now,
         )
-        self.session.add(row)
-        try:
-            await self.session.flush()
-        except IntegrityError as error:
-            raise Conflict(f"client '{client_id}' already exists") from error
-        return row
+        return await insert_unique(
+            self.session, row, conflict=f"client '{client_id}' already exists"
+        )
 
 
 class DomainRepository:
@@ -98,9 +94,6 @@ class DomainRepository:
             created_at=now,
             updated_at=now,
         )
-        self.session.add(row)
-        try:
-            await self.session.flush()
-        except IntegrityError as error:
-            raise Conflict(f"domain '{domain_id}' already exists") from error
-        return row
+        return await insert_unique(
+            self.session, row, conflict=f"domain '{domain_id}' already exists"
+        )
