@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,8 @@ from pie.api.system import router as system_router
 from pie.auth.permissions import PieRoute
 from pie.auth.tokens import JwksCache, TokenVerifier
 from pie.db.database import Database
+from pie.jobs.implementations import Implementation, Implementations
+from pie.registry.routes import router as registry_router
 from pie.settings import Settings
 from pie.tenancy.routes import router as tenancy_router
 
@@ -28,8 +30,17 @@ DOCS_URL = f"{API_PREFIX}/docs"
 _FRAMEWORK_ROUTES = {OPENAPI_URL, DOCS_URL}
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
-    """Build the app. A given ``database`` stays the caller's to dispose."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    implementations: Mapping[str, Implementation] | None = None,
+) -> FastAPI:
+    """Build the app. A given ``database`` stays the caller's to dispose.
+
+    ``implementations`` adds in-process handlers to the built-ins and the ``pie.handlers``
+    entry points (embedding applications and tests register theirs this way).
+    """
     settings = settings or Settings()
     db = database or Database(settings)
     jwks = JwksCache(settings) if settings.auth_mode == "jwks" else None
@@ -55,11 +66,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.db = db
     app.state.verifier = TokenVerifier(settings, jwks)
+    app.state.implementations = Implementations.load(implementations)
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
 
     errors.install(app)
-    for router in (system_router, tenancy_router, metrics_router(settings, registry)):
+    for router in (
+        system_router,
+        registry_router,
+        tenancy_router,
+        metrics_router(settings, registry),
+    ):
         if router is not None:
             # Routes are added as they are (not through include_router) so that
             # app.routes is the flat list of PieRoutes the access check walks.

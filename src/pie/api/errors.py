@@ -61,7 +61,7 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "json_invalid":
         detail = (error.get("ctx") or {}).get("error", "")
         return f"malformed JSON ({detail})" if detail else "malformed JSON"
-    return str(error.get("msg", "invalid value"))
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 def validation_error(exc: RequestValidationError) -> BadRequest:
