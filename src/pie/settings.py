@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_ISSUER = "pie-local"
+CALLBACK_ISSUER = "pie"
+CALLBACK_AUDIENCE = "pie-callback"
 
 
 class Settings(BaseSettings):
@@ -105,6 +107,75 @@ class Settings(BaseSettings):
         description="Externally reachable base URL of this PIE (used in links given to handlers).",
     )
 
+    # -- jobs and dispatch ------------------------------------------------------------------
+    callback_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "HS256 secret for per-job callback tokens. Default: generated on first use in "
+            "`<data_dir>/callback-secret` (mode 0600). Every API replica must share it."
+        ),
+    )
+    dispatcher_concurrency: int = Field(
+        8, ge=1, le=1024, description="Jobs one dispatcher runs or hands off at the same time."
+    )
+    dispatcher_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Safety poll between wake-ups (new jobs wake the dispatcher at once).",
+    )
+    lease_seconds: float = Field(
+        30.0, ge=1, description="A claimed job's lease; renewed while an in-process job runs."
+    )
+    dispatch_max_attempts: int = Field(
+        5, ge=1, le=50, description="Dispatch tries before a job fails with `dispatch_failed`."
+    )
+    dispatch_backoff_seconds: float = Field(
+        1.0, gt=0, description="First retry delay; doubled each try, capped by the next."
+    )
+    dispatch_backoff_cap_seconds: float = Field(60.0, gt=0, description="Longest retry delay.")
+    inference_timeout_seconds: float = Field(
+        900.0, gt=0, description="Deadline of an inference job once started (default 15 min)."
+    )
+    training_timeout_seconds: float = Field(
+        86400.0, gt=0, description="Deadline of a training job once started (default 24 h)."
+    )
+    in_process_threads: int = Field(
+        4, ge=1, le=256, description="Threads for synchronous in-process implementations."
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0, ge=0, description="How long a stopping dispatcher lets running jobs finish."
+    )
+    idempotency_ttl_seconds: int = Field(
+        86400, ge=60, description="How long an `Idempotency-Key` is remembered (24 h)."
+    )
+
+    # -- AWS -------------------------------------------------------------------------------
+    aws_region: str | None = Field(
+        None, description="AWS region for Lambda/ECS clients (default: the boto3 chain)."
+    )
+    aws_endpoint_url: str | None = Field(
+        None, description="Endpoint override for Lambda and ECS (a local AWS emulator in tests)."
+    )
+    aws_connect_timeout_seconds: float = Field(5.0, gt=0, description="boto3 connect timeout.")
+    aws_read_timeout_seconds: float = Field(15.0, gt=0, description="boto3 read timeout.")
+    ecs_launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] | None = Field(
+        "FARGATE", description="ECS launch type (ignored when a capacity provider is set)."
+    )
+    ecs_capacity_provider: str | None = Field(
+        None, description="ECS capacity provider strategy (one provider) instead of a launch type."
+    )
+    ecs_subnets: list[str] = Field(
+        default_factory=list, description="Subnets for awsvpc tasks (JSON list)."
+    )
+    ecs_security_groups: list[str] = Field(
+        default_factory=list, description="Security groups for awsvpc tasks (JSON list)."
+    )
+    ecs_assign_public_ip: bool = Field(False, description="Give awsvpc tasks a public IP.")
+    ecs_container_name: str = Field(
+        "handler", description="Container that receives `PIE_JOB` in the task definition."
+    )
+
     # -- logging --------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Minimum log level."
@@ -128,6 +199,8 @@ class Settings(BaseSettings):
     def _check_auth(self) -> Settings:
         if self.auth_mode == "jwks" and not (self.jwks_url and self.issuer):
             raise ValueError("PIE_AUTH_MODE=jwks needs PIE_JWKS_URL and PIE_ISSUER")
+        if self.issuer == CALLBACK_ISSUER:
+            raise ValueError(f"PIE_ISSUER may not be '{CALLBACK_ISSUER}' (callback tokens use it)")
         return self
 
     @property
@@ -137,6 +210,11 @@ class Settings(BaseSettings):
     @property
     def effective_issuer(self) -> str:
         return self.issuer or LOCAL_ISSUER
+
+    @property
+    def base_url(self) -> str:
+        """Where handlers reach this PIE (for callback URLs)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 def configuration_markdown() -> str:
@@ -156,8 +234,10 @@ def configuration_markdown() -> str:
         default = field.default
         if isinstance(default, Path):
             shown = f"`{default}`"
-        elif default is None:
+        elif default is None and field.default_factory is None:
             shown = "(unset)"
+        elif field.default_factory is not None:
+            shown = f"`{field.default_factory()}`"  # type: ignore[call-arg]
         else:
             shown = f"`{default}`"
         description = (field.description or "").replace("|", "\\|")

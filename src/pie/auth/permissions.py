@@ -34,6 +34,8 @@ class Access:
     public: bool = False
     any_of: tuple[Permission, ...] = ()
     tenant: bool = False
+    callback: bool = False
+    """Also open to the callback token of the path's ``job_id``."""
 
     def describe(self) -> str:
         if self.public:
@@ -76,11 +78,12 @@ def authenticated() -> Any:
     return _declare(Access())
 
 
-def require(*any_of: Permission, tenant: bool = False) -> Any:
-    """One of ``any_of``; with ``tenant``, also access to the path's ``client_id``."""
+def require(*any_of: Permission, tenant: bool = False, callback: bool = False) -> Any:
+    """One of ``any_of``; with ``tenant``, also access to the path's ``client_id``; with
+    ``callback``, the path job's own callback token is accepted instead."""
     if not any_of:
         raise ValueError("require() needs at least one permission; use authenticated()")
-    return _declare(Access(any_of=tuple(any_of), tenant=tenant))
+    return _declare(Access(any_of=tuple(any_of), tenant=tenant, callback=callback))
 
 
 def find_access(dependant: Dependant) -> Access | None:
@@ -109,6 +112,11 @@ async def authorize(request: Request, access: Access) -> Principal | None:
         raise Unauthenticated("missing bearer token")
     verifier: TokenVerifier = request.app.state.verifier
     principal = await verifier.verify(token.strip())
+    if principal.callback_job_id is not None:
+        # A callback token opens exactly one job's completion and record, nothing else.
+        if access.callback and request.path_params.get("job_id") == principal.callback_job_id:
+            return principal
+        raise Forbidden("a callback token is valid only for its own job")
     if access.any_of and not any(principal.has(p) for p in access.any_of):
         raise Forbidden("token lacks permission " + " or ".join(p.value for p in access.any_of))
     if access.tenant:

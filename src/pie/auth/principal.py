@@ -37,6 +37,8 @@ class Principal:
     permissions: frozenset[Permission]
     client_ids: frozenset[str]
     is_admin: bool
+    callback_job_id: str | None = None
+    """Set for a per-job callback token: it may complete and read that job only."""
 
     def has(self, permission: Permission) -> bool:
         return self.is_admin or permission in self.permissions

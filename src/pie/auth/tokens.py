@@ -20,7 +20,7 @@ import jwt
 
 from pie.auth.principal import Principal, principal_from_claims
 from pie.errors import ServiceUnavailable, Unauthenticated
-from pie.settings import Settings
+from pie.settings import CALLBACK_ISSUER, Settings
 
 LOCAL_SECRET_FILE = "local-secret"  # noqa: S105 (a file name)
 
@@ -120,6 +120,12 @@ class JwksCache:
         await self._http.aclose()
 
 
+def _callback_module() -> Any:
+    from pie.auth import callback
+
+    return callback
+
+
 class TokenVerifier:
     """Turns a bearer token into a :class:`Principal` or raises :class:`Unauthenticated`."""
 
@@ -128,6 +134,7 @@ class TokenVerifier:
         self._issuer = settings.effective_issuer
         self._jwks = jwks
         self._secret = local_secret(settings) if settings.auth_mode == "local" else None
+        self._callback_secret = _callback_module().callback_secret(settings)
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_size = settings.token_cache_size
 
@@ -138,20 +145,24 @@ class TokenVerifier:
             if time.time() <= expires + self._settings.leeway_seconds:
                 return principal
             self._cache.pop(token, None)
-        claims = await self._decode(token)
-        principal = principal_from_claims(claims)
+        claims, principal = await self._decode(token)
         if self._cache_size:
             self._cache[token] = (principal, float(claims["exp"]))
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return principal
 
-    async def _decode(self, token: str) -> dict[str, Any]:
+    async def _decode(self, token: str) -> tuple[dict[str, Any], Principal]:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as error:
             raise Unauthenticated("malformed token") from error
+        if unverified.get("iss") == CALLBACK_ISSUER:
+            principal = _callback_module().verify_callback_token(
+                self._callback_secret, token, self._settings.leeway_seconds
+            )
+            return unverified, principal
         if unverified.get("iss") != self._issuer:
             raise Unauthenticated("token issuer not accepted")
         if self._settings.auth_mode == "jwks":
@@ -184,4 +195,4 @@ class TokenVerifier:
         token_use = claims.get("token_use")
         if token_use is not None and token_use != "access":  # noqa: S105
             raise Unauthenticated("only access tokens are accepted")
-        return claims
+        return claims, principal_from_claims(claims)

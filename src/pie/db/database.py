@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from pie.db.events import Events
 from pie.settings import Settings
 
 AfterCommit = Callable[[], None]
@@ -84,6 +85,7 @@ class Database:
                 pool_pre_ping=True,
             )
             self.read_engine = self.write_engine
+        self.events = Events(url)
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
 

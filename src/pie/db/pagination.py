@@ -23,15 +23,18 @@ async def keyset_page(
     key: InstrumentedAttribute[Any],
     page: PageRequest,
     convert: Callable[[Row], Out],
+    descending: bool = False,
 ) -> Page[Out]:
     """Rows ordered by (created_at, key); cost per page is independent of table size."""
-    statement = statement.order_by(created_at, key)
+    if descending:
+        statement = statement.order_by(created_at.desc(), key.desc())
+    else:
+        statement = statement.order_by(created_at, key)
     if page.after is not None:
         after_created, after_key = page.after
-        statement = statement.where(
-            tuple_(created_at, key)
-            > tuple_(literal(after_created, created_at.type), literal(after_key, key.type))
-        )
+        row = tuple_(created_at, key)
+        cursor = tuple_(literal(after_created, created_at.type), literal(after_key, key.type))
+        statement = statement.where(row < cursor if descending else row > cursor)
     if page.limit is not None:
         statement = statement.limit(page.limit + 1)
     rows = list((await session.scalars(statement)).all())

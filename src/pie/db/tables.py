@@ -6,7 +6,17 @@ from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pie.core.clock import utcnow
@@ -25,6 +35,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UtcDateTime(),
+        datetime | None: UtcDateTime(),
         dict[str, Any]: Json,
         list[Any]: Json,
         dict[str, Any] | None: Json,
@@ -112,3 +123,86 @@ class ModelVersion(Timestamped, Base):
         UniqueConstraint("model_id", "seq"),
         Index("ix_model_versions_model_id_created_at_version", "model_id", "created_at", "version"),
     )
+
+
+class Job(Base):
+    """A durable job: the queue row and the record clients poll.
+
+    Dispatch bookkeeping lives beside the public fields: ``attempt`` is bumped by every
+    claim and fences every write a worker makes; ``leased_until`` is set while a worker
+    holds the job (NULL when nobody does, e.g. while a Lambda runs); ``next_attempt_at``
+    delays retries; ``deadline_at`` is set when the job starts.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    handler: Mapped[dict[str, Any]] = mapped_column()
+    input: Mapped[Any] = mapped_column(Json)
+    output: Mapped[Any] = mapped_column(Json, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column()
+    warnings: Mapped[list[Any]] = mapped_column(default=list)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    triggered_events: Mapped[list[Any]] = mapped_column(default=list)
+    assignment_id: Mapped[str | None] = mapped_column(String(36))
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    domain_id: Mapped[str | None] = mapped_column(String(128))
+    service_id: Mapped[str | None] = mapped_column(String(128))
+    subscription_id: Mapped[str | None] = mapped_column(String(36))
+    parent_job_id: Mapped[str | None] = mapped_column(String(36))
+    depth: Mapped[int] = mapped_column(Integer(), default=0)
+    created_by: Mapped[str] = mapped_column(String(256))
+    attempt: Mapped[int] = mapped_column(Integer(), default=0)
+    dispatch_failures: Mapped[int] = mapped_column(Integer(), default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    leased_until: Mapped[datetime | None] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    deadline_at: Mapped[datetime | None] = mapped_column()
+    external_ref: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        # The claim: due pending jobs in order. Partial, so a large finished backlog costs nothing.
+        Index(
+            "ix_jobs_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending' AND leased_until IS NULL"),
+            sqlite_where=text("status = 'pending' AND leased_until IS NULL"),
+        ),
+        Index(
+            "ix_jobs_leased_until",
+            "leased_until",
+            postgresql_where=text("leased_until IS NOT NULL"),
+            sqlite_where=text("leased_until IS NOT NULL"),
+        ),
+        Index(
+            "ix_jobs_deadline_at",
+            "deadline_at",
+            postgresql_where=text("status = 'started'"),
+            sqlite_where=text("status = 'started'"),
+        ),
+        Index("ix_jobs_client_id_created_at_id", "client_id", "created_at", "id"),
+        Index("ix_jobs_created_by_created_at_id", "created_by", "created_at", "id"),
+        Index("ix_jobs_created_at_id", "created_at", "id"),
+        Index("ix_jobs_model_id_model_version", "model_id", "model_version"),
+    )
+
+
+class IdempotencyKey(Base):
+    """A remembered 2xx answer to a job-starting request (API.md §0, 24 h)."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer())
+    response: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,0 +1,260 @@
+"""SQL for jobs: creation, visibility-filtered reads, the claim, fenced updates."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pie.core.pagination import Page, PageRequest
+from pie.db import tables
+from pie.db.pagination import keyset_page
+from pie.jobs import schemas
+from pie.registry.schemas import Handler
+
+_HANDLER: TypeAdapter[Any] = TypeAdapter(Handler)
+
+
+def to_job(row: tables.Job) -> schemas.Job:
+    handler = _HANDLER.validate_python(row.handler)
+    return schemas.Job(
+        job_id=row.id,
+        job_type=row.job_type,  # type: ignore[arg-type]
+        status=row.status,  # type: ignore[arg-type]
+        model_id=row.model_id,
+        model_version=row.model_version,
+        handler=handler,
+        input=row.input,
+        output=row.output,
+        error=row.error,
+        warnings=list(row.warnings),
+        assignment_id=row.assignment_id,
+        client_id=row.client_id,
+        domain_id=row.domain_id,
+        service_id=row.service_id,
+        subscription_id=row.subscription_id,
+        parent_job_id=row.parent_job_id,
+        attempt=row.attempt,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        updated_at=row.updated_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Who may see which jobs (API.md §4): all, or their tenants' and their own."""
+
+    everything: bool
+    client_ids: Collection[str] = ()
+    subject: str | None = None
+
+    def clause(self) -> ColumnElement[bool]:
+        if self.everything:
+            return true()
+        own = (
+            and_(tables.Job.client_id.is_(None), tables.Job.created_by == self.subject)
+            if self.subject
+            else false()
+        )
+        if self.client_ids:
+            return or_(tables.Job.client_id.in_(sorted(self.client_ids)), own)
+        return own
+
+    def allows(self, row: tables.Job) -> bool:
+        if self.everything:
+            return True
+        if row.client_id is not None:
+            return row.client_id in self.client_ids
+        return self.subject is not None and row.created_by == self.subject
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilters:
+    model_id: str | None = None
+    model_version: str | None = None
+    status: str | None = None
+    job_type: str | None = None
+    client_id: str | None = None
+    domain_id: str | None = None
+    service_id: str | None = None
+    assignment_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+_EQUALITY = (
+    "model_id",
+    "model_version",
+    "status",
+    "job_type",
+    "client_id",
+    "domain_id",
+    "service_id",
+    "assignment_id",
+)
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: tables.Job) -> tables.Job:
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def get(self, job_id: str, *, for_update: bool = False) -> tables.Job | None:
+        statement = select(tables.Job).where(tables.Job.id == job_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def page(
+        self, visibility: Visibility, filters: JobFilters, page: PageRequest
+    ) -> Page[schemas.Job]:
+        statement = select(tables.Job).where(visibility.clause())
+        for name in _EQUALITY:
+            value = getattr(filters, name)
+            if value is not None:
+                statement = statement.where(getattr(tables.Job, name) == value)
+        if filters.created_after is not None:
+            statement = statement.where(tables.Job.created_at > filters.created_after)
+        if filters.created_before is not None:
+            statement = statement.where(tables.Job.created_at < filters.created_before)
+        return await keyset_page(
+            self.session,
+            statement,
+            created_at=tables.Job.created_at,
+            key=tables.Job.id,
+            page=page,
+            convert=to_job,
+            descending=True,
+        )
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    async def claim_due(
+        self, *, owner: str, limit: int, now: datetime, leased_until: datetime
+    ) -> Sequence[tables.Job]:
+        """Take up to ``limit`` due pending jobs; SKIP LOCKED lets workers share the queue."""
+        due = (
+            select(tables.Job.id)
+            .with_hint(tables.Job, "INDEXED BY ix_jobs_due", "sqlite")
+            .where(
+                tables.Job.status == "pending",
+                tables.Job.leased_until.is_(None),
+                tables.Job.next_attempt_at <= now,
+            )
+            .order_by(tables.Job.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._take(due, owner=owner, now=now, leased_until=leased_until)
+
+    async def claim_expired(
+        self, *, owner: str, limit: int, now: datetime, leased_until: datetime
+    ) -> Sequence[tables.Job]:
+        """Take jobs whose holder stopped renewing its lease (a worker died)."""
+        expired = (
+            select(tables.Job.id)
+            .where(
+                tables.Job.leased_until.is_not(None),
+                tables.Job.leased_until < now,
+                tables.Job.status.in_(("pending", "started")),
+            )
+            .order_by(tables.Job.leased_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._take(expired, owner=owner, now=now, leased_until=leased_until)
+
+    async def _take(
+        self, ids: Any, *, owner: str, now: datetime, leased_until: datetime
+    ) -> Sequence[tables.Job]:
+        statement = (
+            update(tables.Job)
+            .where(tables.Job.id.in_(ids.scalar_subquery()))
+            .values(
+                attempt=tables.Job.attempt + 1,
+                leased_until=leased_until,
+                lease_owner=owner,
+                updated_at=now,
+            )
+            .returning(tables.Job)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def fenced(
+        self, job_id: str, attempt: int, *, statuses: Collection[str], **values: Any
+    ) -> bool:
+        """Apply ``values`` only while the job is still this attempt in one of ``statuses``."""
+        result = await self.session.execute(
+            update(tables.Job)
+            .where(
+                tables.Job.id == job_id,
+                tables.Job.attempt == attempt,
+                tables.Job.status.in_(tuple(statuses)),
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def renew(self, held: Collection[tuple[str, int]], *, leased_until: datetime) -> None:
+        for job_id, attempt in held:
+            await self.session.execute(
+                update(tables.Job)
+                .where(tables.Job.id == job_id, tables.Job.attempt == attempt)
+                .values(leased_until=leased_until)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def release(self, held: Collection[tuple[str, int]], *, now: datetime) -> None:
+        """Give leases back (graceful shutdown): the jobs become claimable at once."""
+        for job_id, attempt in held:
+            await self.session.execute(
+                update(tables.Job)
+                .where(tables.Job.id == job_id, tables.Job.attempt == attempt)
+                .values(leased_until=now)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def overdue(self, *, now: datetime, limit: int) -> Sequence[str]:
+        statement = (
+            select(tables.Job.id)
+            .where(tables.Job.status == "started", tables.Job.deadline_at < now)
+            .limit(limit)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def count_pending(self) -> int:
+        statement = (
+            select(func.count()).select_from(tables.Job).where(tables.Job.status == "pending")
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, scope: str, *, now: datetime) -> tables.IdempotencyKey | None:
+        statement = select(tables.IdempotencyKey).where(
+            tables.IdempotencyKey.scope == scope, tables.IdempotencyKey.expires_at > now
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def forget_expired(self, *, now: datetime, scope: str | None = None) -> None:
+        statement = delete(tables.IdempotencyKey).where(tables.IdempotencyKey.expires_at <= now)
+        if scope is not None:
+            statement = statement.where(tables.IdempotencyKey.scope == scope)
+        await self.session.execute(statement)
