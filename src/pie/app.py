@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,7 +20,10 @@ from pie.api.system import router as system_router
 from pie.auth.permissions import PieRoute
 from pie.auth.tokens import JwksCache, TokenVerifier
 from pie.db.database import Database
+from pie.jobs.adapters import Adapters
+from pie.jobs.dispatcher import Dispatcher
 from pie.jobs.implementations import Implementation, Implementations
+from pie.jobs.routes import router as jobs_router
 from pie.registry.routes import router as registry_router
 from pie.settings import Settings
 from pie.tenancy.routes import router as tenancy_router
@@ -35,23 +39,40 @@ def create_app(
     *,
     database: Database | None = None,
     implementations: Mapping[str, Implementation] | None = None,
+    dispatcher: bool = True,
 ) -> FastAPI:
     """Build the app. A given ``database`` stays the caller's to dispose.
 
     ``implementations`` adds in-process handlers to the built-ins and the ``pie.handlers``
-    entry points (embedding applications and tests register theirs this way).
+    entry points (embedding applications and tests register theirs this way). With
+    ``dispatcher`` the app runs the job dispatcher while it serves (embedded mode).
     """
     settings = settings or Settings()
     db = database or Database(settings)
     jwks = JwksCache(settings) if settings.auth_mode == "jwks" else None
+    loaded = Implementations.load(implementations)
+    adapters = Adapters(settings, loaded)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if jwks is not None:
-            await jwks.aclose()
-        if database is None:
-            await db.dispose()
+        await db.events.start()
+        running: Dispatcher | None = None
+        task: asyncio.Task[None] | None = None
+        if dispatcher:
+            running = Dispatcher(settings, db, adapters)
+            task = asyncio.create_task(running.run(), name="pie-dispatcher")
+        try:
+            yield
+        finally:
+            if running is not None and task is not None:
+                await running.stop()
+                await task
+            await db.events.stop()
+            adapters.close()
+            if jwks is not None:
+                await jwks.aclose()
+            if database is None:
+                await db.dispose()
 
     app = FastAPI(
         title="PIE",
@@ -66,7 +87,8 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.verifier = TokenVerifier(settings, jwks)
-    app.state.implementations = Implementations.load(implementations)
+    app.state.implementations = loaded
+    app.state.adapters = adapters
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
 
@@ -74,6 +96,7 @@ def create_app(
     for router in (
         system_router,
         registry_router,
+        jobs_router,
         tenancy_router,
         metrics_router(settings, registry),
     ):

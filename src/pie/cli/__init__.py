@@ -65,8 +65,7 @@ def serve(
     settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_migrate(settings))
-    application = create_app(settings)
-    application.state.run_dispatcher = not no_dispatcher
+    application = create_app(settings, dispatcher=not no_dispatcher)
     uvicorn.run(
         application,
         host=settings.host,
@@ -75,6 +74,43 @@ def serve(
         access_log=False,
         proxy_headers=True,
     )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Jobs run at once (default $PIE_DISPATCHER_CONCURRENCY)."),
+    ] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Run a dispatcher without the API (scale-out mode); SIGTERM drains it."""
+    import signal
+
+    from pie.core.logging import configure_logging
+    from pie.db.database import Database
+    from pie.jobs.adapters import Adapters
+    from pie.jobs.dispatcher import Dispatcher
+    from pie.jobs.implementations import Implementations
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        db = Database(settings)
+        adapters = Adapters(settings, Implementations.load())
+        dispatcher = Dispatcher(settings, db, adapters, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: loop.create_task(dispatcher.stop()))
+        try:
+            await dispatcher.run()
+        finally:
+            adapters.close()
+            await db.dispose()
+
+    asyncio.run(run())
 
 
 @app.command()

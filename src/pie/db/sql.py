@@ -35,11 +35,14 @@ def json_string_equals(
 
 @compiles(_JsonStringEquals, "sqlite")
 def _sqlite(element: _JsonStringEquals, compiler: SQLCompiler, **kw: Any) -> str:
-    column, path, _key, value = (compiler.process(c, **kw) for c in element.clauses)
+    clauses = list(element.clauses)
+    column, path, value = (compiler.process(clauses[i], **kw) for i in (0, 1, 3))
     return f"(json_type({column}, {path}) = 'text' AND json_extract({column}, {path}) = {value})"
 
 
 @compiles(_JsonStringEquals, "postgresql")
 def _postgresql(element: _JsonStringEquals, compiler: SQLCompiler, **kw: Any) -> str:
-    column, _path, key, value = (compiler.process(c, **kw) for c in element.clauses)
+    # Only the clauses used are compiled: an unused bind parameter has no type on PostgreSQL.
+    clauses = list(element.clauses)
+    column, key, value = (compiler.process(clauses[i], **kw) for i in (0, 2, 3))
     return f"(json_typeof({column} -> {key}) = 'string' AND ({column} ->> {key}) = {value})"

@@ -7,6 +7,7 @@ Each receives the handler-protocol object (``job_id``, ``job_type``, ``input``,
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 MAX_SLEEP_SECONDS = 3600.0
@@ -34,7 +35,10 @@ async def sleep(job: dict[str, Any]) -> Any:
     raw = payload.get("seconds", 0) if isinstance(payload, dict) else 0
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ValueError("input.seconds must be a number")
-    seconds = min(max(float(raw), 0.0), MAX_SLEEP_SECONDS)
+    if isinstance(raw, float) and math.isnan(raw):
+        raise ValueError("input.seconds must be a number")
+    # Clamp before converting: a huge JSON integer does not fit a float.
+    seconds = float(min(max(raw, 0), MAX_SLEEP_SECONDS))
     await asyncio.sleep(seconds)
     return {"slept": seconds}
 

@@ -1,0 +1,240 @@
+"""The dispatcher: claims due jobs with leases and hands them to their adapters.
+
+Runs inside ``pie serve`` (embedded) or as ``pie worker`` processes; any number share one
+database. New jobs wake it at once (in-process signal; ``LISTEN/NOTIFY`` on PostgreSQL);
+a short safety poll covers retries coming due and missed signals. A maintenance tick
+renews the leases of in-process jobs it is running, re-claims jobs whose worker died,
+fails started jobs past their deadline, and forgets expired idempotency keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+
+import structlog
+
+from pie.auth.callback import callback_secret, mint_callback_token
+from pie.core.ids import new_id
+from pie.db.database import Database
+from pie.db.events import JOB_DONE, NEW_JOBS
+from pie.jobs import service
+from pie.jobs.adapters import Adapters
+from pie.jobs.adapters.base import DispatchRequest, Done, Fatal, Retry, Started
+from pie.settings import Settings
+
+log = structlog.get_logger("pie.dispatcher")
+_KEY_CLEANUP_SECONDS = 300.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        adapters: Adapters,
+        *,
+        concurrency: int | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.adapters = adapters
+        self.concurrency = concurrency or settings.dispatcher_concurrency
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{new_id()[-12:]}"
+        self._secret = callback_secret(settings)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._inflight: dict[str, tuple[service.Claimed, asyncio.Task[None]]] = {}
+        self._last_cleanup = 0.0
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until :meth:`stop`; then drain in-flight jobs (or give them back)."""
+        await self.db.events.start()
+        unlisten = [
+            self.db.events.listen(NEW_JOBS, lambda _payload: self.wake()),
+            self.db.events.listen(JOB_DONE, self._on_job_done),
+        ]
+        maintenance = asyncio.create_task(self._maintain(), name="pie-dispatcher-maintenance")
+        log.info("dispatcher_started", owner=self.owner, concurrency=self.concurrency)
+        try:
+            await self._loop()
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            await self._drain()
+            for stop in unlisten:
+                stop()
+            await self.db.events.stop()
+            log.info("dispatcher_stopped", owner=self.owner)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.wake()
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = self.concurrency - len(self._inflight)
+            if free > 0:
+                try:
+                    claimed = await service.claim(
+                        self.db, self.settings, owner=self.owner, limit=free
+                    )
+                except Exception:  # the database may be restarting: back off, keep going
+                    log.exception("claim_failed")
+                    await self._sleep(self.settings.dispatcher_poll_seconds)
+                    continue
+                for job in claimed:
+                    self._spawn(job)
+                if len(claimed) == free:
+                    continue  # the queue may hold more; claim again as slots free up
+            await self._sleep(self.settings.dispatcher_poll_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _drain(self) -> None:
+        running = [task for _job, task in self._inflight.values()]
+        if running:
+            log.info("dispatcher_draining", jobs=len(running))
+            await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)
+        leftover = list(self._inflight.values())
+        for _job, task in leftover:
+            task.cancel()
+        if leftover:
+            await asyncio.gather(*(t for _j, t in leftover), return_exceptions=True)
+            held = [(job.job_id, job.attempt) for job, _task in leftover]
+            with contextlib.suppress(Exception):
+                await service.release_leases(self.db, held)
+            log.info("dispatcher_released_jobs", jobs=len(held))
+
+    # -- running one job ------------------------------------------------------------------------
+
+    def _spawn(self, job: service.Claimed) -> None:
+        task = asyncio.create_task(self._run(job), name=f"pie-job-{job.job_id}")
+        self._inflight[job.job_id] = (job, task)
+
+        def done(_task: asyncio.Task[None]) -> None:
+            self._inflight.pop(job.job_id, None)
+            self.wake()
+
+        task.add_done_callback(done)
+
+    def _on_job_done(self, job_id: str) -> None:
+        """A job we are running ended elsewhere (cancelled): stop running it."""
+        entry = self._inflight.get(job_id)
+        if entry is None or entry[1].done() or entry[0].handler.get("type") != "in_process":
+            return
+        watcher = asyncio.get_running_loop().create_task(self._stop_if_cancelled(job_id))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _stop_if_cancelled(self, job_id: str) -> None:
+        with contextlib.suppress(Exception):
+            if await service.is_cancelled(self.db, job_id):
+                entry = self._inflight.get(job_id)
+                if entry is not None:
+                    entry[1].cancel()
+                    log.info("running_job_cancelled", job_id=job_id)
+
+    def _request(self, job: service.Claimed, *, external: bool) -> DispatchRequest:
+        callback = None
+        job_url = None
+        if external:
+            base = self.settings.base_url
+            callback = {
+                "complete_url": (
+                    f"{base}/v2/models/{job.model_id}/versions/{job.model_version}"
+                    f"/jobs/{job.job_id}/complete"
+                ),
+                "token": mint_callback_token(self._secret, job.job_id, job.deadline),
+            }
+            job_url = f"{base}/v2/jobs/{job.job_id}"
+        return DispatchRequest(
+            job_id=job.job_id,
+            job_type=job.job_type,
+            handler=job.handler,
+            payload=job.payload,
+            deadline=job.deadline,
+            callback=callback,
+            job_url=job_url,
+        )
+
+    async def _run(self, job: service.Claimed) -> None:
+        bound = structlog.contextvars.bound_contextvars(job_id=job.job_id, attempt=job.attempt)
+        with bound:
+            try:
+                await self._dispatch(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never lose the loop; the lease expiry brings the job back
+                log.exception("dispatch_crashed")
+
+    async def _dispatch(self, job: service.Claimed) -> None:
+        adapter = self.adapters.for_handler(job.handler)
+        if adapter.inline:
+            if not await service.mark_started(self.db, job, hold_lease=True):
+                return
+            outcome = await adapter.dispatch(self._request(job, external=False))
+        else:
+            outcome = await adapter.dispatch(self._request(job, external=True))
+        if isinstance(outcome, Done):
+            await service.finish_attempt(
+                self.db, job, outcome.status, output=outcome.output, error=outcome.error
+            )
+        elif isinstance(outcome, Started):
+            if not await service.mark_started(
+                self.db, job, external_ref=outcome.external_ref, hold_lease=False
+            ):
+                log.warning("started_job_no_longer_ours")
+        elif isinstance(outcome, Retry):
+            log.warning("dispatch_failed_transiently", reason=outcome.message)
+            await service.retry_later(self.db, self.settings, job, outcome.message)
+        elif isinstance(outcome, Fatal):
+            log.error("dispatch_failed", reason=outcome.message)
+            await service.retry_later(self.db, self.settings, job, outcome.message, fatal=True)
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        interval = min(self.settings.dispatcher_poll_seconds, self.settings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._maintain_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("maintenance_failed")
+
+    async def _maintain_once(self) -> None:
+        held = [
+            (job.job_id, job.attempt)
+            for job, task in self._inflight.values()
+            if not task.done() and job.handler.get("type") == "in_process"
+        ]
+        await service.renew_leases(self.db, self.settings, held)
+        free = self.concurrency - len(self._inflight)
+        if free > 0 and not self._stopping.is_set():
+            for job in await service.claim(
+                self.db, self.settings, owner=self.owner, limit=free, expired=True
+            ):
+                log.warning("reclaimed_expired_lease", job_id=job.job_id, attempt=job.attempt)
+                self._spawn(job)
+        await service.expire_overdue(self.db)
+        now = time.monotonic()
+        if now - self._last_cleanup > _KEY_CLEANUP_SECONDS:
+            self._last_cleanup = now
+            await service.forget_expired_keys(self.db)

@@ -1,0 +1,703 @@
+"""Rules for jobs (API.md §3 job routes, §4, §5): creation, completion, cancel, dispatch.
+
+One code path owns job state: the HTTP completion callback, the in-process runner, the
+dispatcher's retries and the deadline sweep all end in :func:`_finish`. Writes made on a
+worker's behalf carry its claim's ``attempt`` and are dropped once the job was
+re-claimed (fencing), so a worker that lost its lease can never record a result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pie.auth.principal import Permission, Principal
+from pie.core import jsonschema
+from pie.core.clock import utcnow
+from pie.core.ids import new_id
+from pie.core.pagination import Page, PageRequest
+from pie.db import tables
+from pie.db.database import Database
+from pie.db.events import JOB_DONE, NEW_JOBS
+from pie.db.rows import insert_unique
+from pie.errors import Conflict, Forbidden, Unprocessable, not_found
+from pie.jobs import schemas
+from pie.jobs.adapters import Adapters
+from pie.jobs.repository import (
+    IdempotencyRepository,
+    JobFilters,
+    JobRepository,
+    Visibility,
+    to_job,
+)
+from pie.registry.repository import ModelRepository
+from pie.settings import Settings
+
+log = structlog.get_logger("pie.jobs")
+MAX_WAIT_SECONDS = 60.0
+_SAFETY_RECHECK_SECONDS = 5.0
+
+
+# -- idempotency --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """An ``Idempotency-Key`` request: scoped to subject + method + path (API.md §0)."""
+
+    scope: str
+    request_hash: str
+
+    @classmethod
+    def of(cls, *, subject: str, method: str, path: str, key: str, body: Any) -> Idempotency:
+        scope = hashlib.sha256(json.dumps([subject, method, path, key]).encode()).hexdigest()
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return cls(scope=scope, request_hash=hashlib.sha256(canonical.encode()).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A job-starting answer; ``replayed`` when it is a remembered one."""
+
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+async def _replay(
+    session: AsyncSession, idempotency: Idempotency | None, now: datetime
+) -> Accepted | None:
+    if idempotency is None:
+        return None
+    repository = IdempotencyRepository(session)
+    found = await repository.get(idempotency.scope, now=now)
+    if found is None:
+        await repository.forget_expired(now=now, scope=idempotency.scope)
+        return None
+    if found.request_hash != idempotency.request_hash:
+        raise Conflict("Idempotency-Key was already used with a different request body")
+    return Accepted(found.status_code, dict(found.response), replayed=True)
+
+
+async def _remember(
+    session: AsyncSession,
+    idempotency: Idempotency | None,
+    accepted: Accepted,
+    now: datetime,
+    ttl_seconds: int,
+) -> Accepted:
+    if idempotency is not None:
+        await insert_unique(
+            session,
+            tables.IdempotencyKey(
+                scope=idempotency.scope,
+                request_hash=idempotency.request_hash,
+                status_code=accepted.status_code,
+                response=accepted.body,
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl_seconds),
+            ),
+            conflict="a request with this Idempotency-Key is already in progress",
+        )
+    return accepted
+
+
+# -- creating jobs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """Where a tenant-route job came from (API.md §10)."""
+
+    client_id: str
+    domain_id: str
+    service_id: str | None = None
+    assignment_id: str | None = None
+    assignment_key: str | None = None
+    service_features: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What fired a job (subscriptions): its cause and chain depth."""
+
+    subscription_id: str | None = None
+    parent_job_id: str | None = None
+    depth: int = 0
+    trigger_output: dict[str, Any] | None = None
+
+
+def check_input(version: tables.ModelVersion, job_type: str, value: Any) -> None:
+    """422 with at most 20 ``path: message`` errors when the contract rejects ``value``."""
+    contract = (version.handler_contracts or {}).get(job_type) or {}
+    schema = contract.get("input_schema")
+    if schema is None:
+        return
+    errors = jsonschema.validate(schema, value, prefix="input")
+    if errors:
+        raise Unprocessable(f"input does not match the {job_type} input_schema", errors=errors)
+
+
+async def create_job(
+    db: Database,
+    session: AsyncSession,
+    *,
+    job_type: str,
+    version: tables.ModelVersion,
+    input: dict[str, Any],
+    created_by: str,
+    tenant: Tenant | None = None,
+    lineage: Lineage | None = None,
+) -> tables.Job:
+    """Insert a pending job for ``version`` and wake the dispatchers on commit."""
+    now = utcnow()
+    lineage = lineage or Lineage()
+    context: dict[str, Any] = {
+        "assignment_key": tenant.assignment_key if tenant else None,
+        "service_features": tenant.service_features if tenant else None,
+        "trigger_output": lineage.trigger_output,
+        "training_output": version.training_output if job_type == "inference" else None,
+    }
+    row = tables.Job(
+        id=new_id(),
+        job_type=job_type,
+        status="pending",
+        model_id=version.model_id,
+        model_version=version.version,
+        handler=version.handlers[job_type],
+        input=input,
+        output=None,
+        error=None,
+        warnings=[],
+        context=context,
+        triggered_events=[],
+        assignment_id=tenant.assignment_id if tenant else None,
+        client_id=tenant.client_id if tenant else None,
+        domain_id=tenant.domain_id if tenant else None,
+        service_id=tenant.service_id if tenant else None,
+        subscription_id=lineage.subscription_id,
+        parent_job_id=lineage.parent_job_id,
+        depth=lineage.depth,
+        created_by=created_by,
+        attempt=0,
+        dispatch_failures=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    await JobRepository(session).add(row)
+    await db.events.publish(session, NEW_JOBS)
+    return row
+
+
+async def _model_and_version(
+    session: AsyncSession, model_id: str, version: str, *, lock: bool = False
+) -> tuple[tables.Model, tables.ModelVersion]:
+    repository = ModelRepository(session)
+    model = await repository.get(model_id, for_update=lock)
+    if model is None:
+        raise not_found("model", model_id)
+    row = await repository.get_version(model_id, version)
+    if row is None:
+        raise not_found("model version", version)
+    return model, row
+
+
+async def move_version(
+    session: AsyncSession, model: tables.Model, version: tables.ModelVersion, target: str
+) -> tables.ModelVersion:
+    """Apply one §3 transition (the caller checked it is legal and holds the model lock)."""
+    moved = await ModelRepository(session).move_version(
+        version.model_id, version.version, current=version.status, target=target
+    )
+    if moved is None:
+        raise Conflict(f"version '{version.version}' changed concurrently; retry")
+    if target == "active" and model.status != "active":
+        model.status = "active"
+        model.updated_at = utcnow()
+        await session.flush()
+    return moved
+
+
+async def start_inference(
+    db: Database,
+    settings: Settings,
+    who: Principal,
+    model_id: str,
+    version: str,
+    body: schemas.InferenceRequest,
+    idempotency: Idempotency | None,
+) -> Accepted:
+    """Run an active version; the input is checked before any row is written (§3)."""
+    now = utcnow()
+    async with db.transaction() as session:
+        replay = await _replay(session, idempotency, now)
+        if replay is not None:
+            return replay
+        _model, row = await _model_and_version(session, model_id, version)
+        if row.status != "active":
+            raise Unprocessable(f"model version '{version}' is not active (status: {row.status})")
+        check_input(row, "inference", body.input)
+        job = await create_job(
+            db,
+            session,
+            job_type="inference",
+            version=row,
+            input=body.input,
+            created_by=who.subject,
+        )
+        accepted = Accepted(202, {"inference_job_id": job.id})
+        return await _remember(
+            session, idempotency, accepted, now, settings.idempotency_ttl_seconds
+        )
+
+
+async def start_training(
+    db: Database,
+    settings: Settings,
+    who: Principal,
+    model_id: str,
+    version: str,
+    body: schemas.TrainingRequest,
+    idempotency: Idempotency | None,
+) -> Accepted:
+    """Train a pending or failed version; it moves to `training` with the job (§3)."""
+    now = utcnow()
+    async with db.transaction() as session:
+        replay = await _replay(session, idempotency, now)
+        if replay is not None:
+            return replay
+        model, row = await _model_and_version(session, model_id, version, lock=True)
+        if row.status not in ("pending", "failed"):
+            raise Unprocessable(
+                f"model version '{version}' cannot be trained (status: {row.status})"
+            )
+        check_input(row, "training", body.input)
+        row = await move_version(session, model, row, "training")
+        job = await create_job(
+            db,
+            session,
+            job_type="training",
+            version=row,
+            input=body.input,
+            created_by=who.subject,
+        )
+        accepted = Accepted(202, {"training_job_id": job.id})
+        return await _remember(
+            session, idempotency, accepted, now, settings.idempotency_ttl_seconds
+        )
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _visibility(who: Principal) -> Visibility:
+    if who.is_admin:
+        return Visibility(everything=True)
+    return Visibility(everything=False, client_ids=who.client_ids, subject=who.subject)
+
+
+def _visible(who: Principal, row: tables.Job | None, job_id: str) -> tables.Job:
+    if row is None:
+        raise not_found("job", job_id)
+    if who.callback_job_id is not None:
+        if row.id != who.callback_job_id:
+            raise not_found("job", job_id)
+        return row
+    if not _visibility(who).allows(row):
+        raise not_found("job", job_id)  # exactly like a missing one (§4)
+    return row
+
+
+async def _read_job(db: Database, who: Principal, job_id: str) -> schemas.Job:
+    async with db.read() as session:
+        return to_job(_visible(who, await JobRepository(session).get(job_id), job_id))
+
+
+async def get_job(
+    db: Database, who: Principal, job_id: str, wait: float | None = None
+) -> schemas.Job:
+    """The job; with ``wait``, long-poll until it is terminal or the wait elapses."""
+    job = await _read_job(db, who, job_id)
+    if not wait or job.status in schemas.TERMINAL:
+        return job
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(wait, MAX_WAIT_SECONDS)
+    async with db.events.waiting_for(JOB_DONE, job_id) as done:
+        job = await _read_job(db, who, job_id)  # it may have ended before we listened
+        while job.status not in schemas.TERMINAL:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), min(remaining, _SAFETY_RECHECK_SECONDS))
+            done.clear()
+            job = await _read_job(db, who, job_id)
+    return job
+
+
+async def list_jobs(
+    db: Database, who: Principal, filters: JobFilters, page: PageRequest
+) -> Page[schemas.Job]:
+    """Newest first; callers only ever see jobs they may see (§4)."""
+    async with db.read() as session:
+        return await JobRepository(session).page(_visibility(who), filters, page)
+
+
+# -- finishing ----------------------------------------------------------------------------------
+
+
+def _as_object(value: Any) -> dict[str, Any] | None:
+    """Outputs are objects; anything else an implementation returns is wrapped."""
+    if value is None or isinstance(value, dict):
+        return value
+    return {"result": value}
+
+
+async def _finish(
+    db: Database,
+    session: AsyncSession,
+    job: tables.Job,
+    status: str,
+    *,
+    output: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> schemas.Completed:
+    """Record a job's end and its consequences, in the caller's transaction (§4)."""
+
+    def answer(row: tables.Job) -> schemas.Completed:
+        return schemas.Completed.model_validate(
+            {
+                "job_id": row.id,
+                "model_id": row.model_id,
+                "model_version": row.model_version,
+                "status": row.status,
+                "triggered_events": row.triggered_events,
+            }
+        )
+
+    if job.status == "cancelled":
+        log.warning("completion_of_cancelled_job_ignored", job_id=job.id, status=status)
+        return answer(job)
+    if job.status in schemas.TERMINAL:
+        if job.status == status:
+            return answer(job)  # an idempotent replay: nothing stored or fired again
+        raise Conflict(f"job '{job.id}' already ended with status {job.status}")
+
+    now = utcnow()
+    repository = ModelRepository(session)
+    model = await repository.get(job.model_id, for_update=True)
+    version = await repository.get_version(job.model_id, job.model_version)
+    warnings = list(job.warnings)
+    if status == "success" and version is not None and output is not None:
+        contract = (version.handler_contracts or {}).get(job.job_type) or {}
+        schema = contract.get("output_schema")
+        if schema is not None:
+            problems = jsonschema.validate(schema, output, prefix="output")
+            if problems:
+                warnings.append(
+                    "output does not match the output_schema: "
+                    + "; ".join(p.render() for p in problems)
+                )
+                log.warning("output_schema_mismatch", job_id=job.id, problems=len(problems))
+
+    job.status = status
+    job.output = output if status == "success" else None
+    job.error = error if status == "failure" else None
+    job.warnings = warnings
+    job.completed_at = now
+    job.leased_until = None
+    job.updated_at = now
+    job.triggered_events = []
+
+    if job.job_type == "training" and model is not None and version is not None:
+        if version.status != "training":
+            log.warning(
+                "training_job_ended_on_version_not_training",
+                job_id=job.id,
+                version=version.version,
+                version_status=version.status,
+            )
+        elif status == "success":
+            version.training_output = output
+            await session.flush()
+            await move_version(session, model, version, "active")
+        else:
+            await move_version(session, model, version, "failed")
+    await session.flush()
+    await db.events.publish(session, JOB_DONE, job.id)
+    return answer(job)
+
+
+async def complete_job(
+    db: Database,
+    who: Principal,
+    model_id: str,
+    version: str,
+    job_id: str,
+    body: schemas.Completion,
+) -> schemas.Completed:
+    """The handler callback (§4): accepted while pending or started; replays are 200."""
+    async with db.transaction() as session:
+        row = _visible(who, await JobRepository(session).get(job_id, for_update=True), job_id)
+        if row.model_id != model_id or row.model_version != version:
+            raise not_found("job", job_id)
+        return await _finish(
+            db,
+            session,
+            row,
+            body.status,
+            output=body.output if body.status == "success" else None,
+            error=body.error if body.status == "failure" else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    job: schemas.Job
+    handler: dict[str, Any]
+    external_ref: str | None
+
+
+async def cancel_job(db: Database, adapters: Adapters, who: Principal, job_id: str) -> schemas.Job:
+    """pending/started → cancelled; terminal → 409 (§4). Needs the permission of its type.
+
+    An ECS task is then stopped (best effort); a Lambda cannot be, and its later
+    completion is ignored.
+    """
+    cancelled = await _cancel(db, who, job_id)
+    await adapters.for_handler(cancelled.handler).cancel(cancelled.handler, cancelled.external_ref)
+    return cancelled.job
+
+
+async def _cancel(db: Database, who: Principal, job_id: str) -> Cancelled:
+    async with db.transaction() as session:
+        row = _visible(who, await JobRepository(session).get(job_id, for_update=True), job_id)
+        needed = Permission.RUN_TRAINING if row.job_type == "training" else Permission.RUN_INFERENCE
+        if not who.has(needed):
+            raise Forbidden(f"token lacks permission {needed.value}")
+        if row.status in schemas.TERMINAL:
+            raise Conflict(f"job '{job_id}' already ended with status {row.status}")
+        now = utcnow()
+        row.status = "cancelled"
+        row.completed_at = now
+        row.leased_until = None
+        row.updated_at = now
+        if row.job_type == "training":
+            repository = ModelRepository(session)
+            model = await repository.get(row.model_id, for_update=True)
+            version = await repository.get_version(row.model_id, row.model_version)
+            if model is not None and version is not None and version.status == "training":
+                await move_version(session, model, version, "failed")
+        await session.flush()
+        await db.events.publish(session, JOB_DONE, row.id)
+        return Cancelled(job=to_job(row), handler=dict(row.handler), external_ref=row.external_ref)
+
+
+# -- dispatch (used by the dispatcher) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed job and everything needed to hand it to its handler."""
+
+    job_id: str
+    attempt: int
+    job_type: str
+    model_id: str
+    model_version: str
+    handler: dict[str, Any]
+    status: str
+    deadline: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def _payload(row: tables.Job) -> dict[str, Any]:
+    """The handler protocol object of API.md §5.2, without ``callback``."""
+    context = row.context or {}
+    return {
+        "pie_version": "2",
+        "job_id": row.id,
+        "job_type": row.job_type,
+        "model_id": row.model_id,
+        "model_version": row.model_version,
+        "input": row.input,
+        "context": {
+            "client_id": row.client_id,
+            "domain_id": row.domain_id,
+            "service_id": row.service_id,
+            "assignment_key": context.get("assignment_key"),
+            "assignment_id": row.assignment_id,
+            "service_features": context.get("service_features"),
+            "subscription_id": row.subscription_id,
+            "trigger_output": context.get("trigger_output"),
+            "training_output": context.get("training_output"),
+        },
+    }
+
+
+async def claim(
+    db: Database, settings: Settings, *, owner: str, limit: int, expired: bool = False
+) -> list[Claimed]:
+    now = utcnow()
+    until = now + timedelta(seconds=settings.lease_seconds)
+    async with db.transaction() as session:
+        repository = JobRepository(session)
+        take = repository.claim_expired if expired else repository.claim_due
+        rows = await take(owner=owner, limit=limit, now=now, leased_until=until)
+        claimed = []
+        for row in rows:
+            timeout = (
+                settings.training_timeout_seconds
+                if row.job_type == "training"
+                else settings.inference_timeout_seconds
+            )
+            claimed.append(
+                Claimed(
+                    job_id=row.id,
+                    attempt=row.attempt,
+                    job_type=row.job_type,
+                    model_id=row.model_id,
+                    model_version=row.model_version,
+                    handler=dict(row.handler),
+                    status=row.status,
+                    deadline=row.deadline_at or now + timedelta(seconds=timeout),
+                    payload=_payload(row),
+                )
+            )
+        return claimed
+
+
+async def mark_started(
+    db: Database, job: Claimed, *, external_ref: str | None = None, hold_lease: bool
+) -> bool:
+    """pending → started for this attempt; False when it was cancelled or re-claimed."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": "started",
+        "started_at": now,
+        "deadline_at": job.deadline,
+        "updated_at": now,
+    }
+    if external_ref is not None:
+        values["external_ref"] = external_ref
+    if not hold_lease:  # the external handler owns it now; the deadline governs
+        values["leased_until"] = None
+        values["lease_owner"] = None
+    async with db.transaction() as session:
+        repository = JobRepository(session)
+        if await repository.fenced(job.job_id, job.attempt, statuses=("pending",), **values):
+            return True
+        # Re-claimed after a lease expiry while it was already started: keep running it.
+        return await repository.fenced(
+            job.job_id, job.attempt, statuses=("started",), updated_at=now
+        )
+
+
+async def finish_attempt(
+    db: Database,
+    job: Claimed,
+    status: str,
+    *,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+) -> schemas.Completed | None:
+    """Record the result of this attempt, unless the job moved on (fenced)."""
+    async with db.transaction() as session:
+        row = await JobRepository(session).get(job.job_id, for_update=True)
+        if row is None or row.attempt != job.attempt:
+            log.warning("stale_attempt_result_dropped", job_id=job.job_id, attempt=job.attempt)
+            return None
+        if row.status == "cancelled":
+            return None
+        return await _finish(db, session, row, status, output=_as_object(output), error=error)
+
+
+async def retry_later(
+    db: Database, settings: Settings, job: Claimed, message: str, *, fatal: bool = False
+) -> None:
+    """Back off and retry a failed dispatch, or fail the job with ``dispatch_failed``."""
+    async with db.transaction() as session:
+        row = await JobRepository(session).get(job.job_id, for_update=True)
+        if row is None or row.attempt != job.attempt or row.status in schemas.TERMINAL:
+            return
+        failures = row.dispatch_failures + 1
+        if fatal or failures >= settings.dispatch_max_attempts:
+            row.dispatch_failures = failures
+            await _finish(
+                db,
+                session,
+                row,
+                "failure",
+                error={"code": "dispatch_failed", "message": message, "attempts": failures},
+            )
+            return
+        delay = min(
+            settings.dispatch_backoff_seconds * 2 ** (failures - 1),
+            settings.dispatch_backoff_cap_seconds,
+        )
+        now = utcnow()
+        row.dispatch_failures = failures
+        row.status = "pending"
+        row.leased_until = None
+        row.lease_owner = None
+        row.next_attempt_at = now + timedelta(seconds=delay)
+        row.updated_at = now
+        log.info("dispatch_retry_scheduled", job_id=row.id, failures=failures, delay=delay)
+
+
+async def renew_leases(db: Database, settings: Settings, held: list[tuple[str, int]]) -> None:
+    if not held:
+        return
+    until = utcnow() + timedelta(seconds=settings.lease_seconds)
+    async with db.transaction() as session:
+        await JobRepository(session).renew(held, leased_until=until)
+
+
+async def release_leases(db: Database, held: list[tuple[str, int]]) -> None:
+    if not held:
+        return
+    async with db.transaction() as session:
+        await JobRepository(session).release(held, now=utcnow())
+
+
+async def expire_overdue(db: Database, *, limit: int = 100) -> int:
+    """Started jobs past their deadline fail with ``timeout`` (§5.1)."""
+    async with db.read() as session:
+        overdue = await JobRepository(session).overdue(now=utcnow(), limit=limit)
+    for job_id in overdue:
+        async with db.transaction() as session:
+            row = await JobRepository(session).get(job_id, for_update=True)
+            if row is not None and row.status == "started":
+                await _finish(
+                    db,
+                    session,
+                    row,
+                    "failure",
+                    error={"code": "timeout", "message": "the job passed its deadline"},
+                )
+    return len(overdue)
+
+
+async def is_cancelled(db: Database, job_id: str) -> bool:
+    async with db.read() as session:
+        row = await JobRepository(session).get(job_id)
+        return row is not None and row.status == "cancelled"
+
+
+async def forget_expired_keys(db: Database) -> None:
+    async with db.transaction() as session:
+        await IdempotencyRepository(session).forget_expired(now=utcnow())
+
+
+async def pending_count(db: Database) -> int:
+    async with db.read() as session:
+        return await JobRepository(session).count_pending()
