@@ -25,7 +25,7 @@ from pie.core.clock import utcnow
 from pie.core.ids import new_id
 from pie.core.pagination import Page, PageRequest
 from pie.db import tables
-from pie.db.database import Database
+from pie.db.database import Database, after_commit
 from pie.db.events import JOB_DONE, NEW_JOBS
 from pie.db.rows import insert_unique
 from pie.errors import Conflict, Forbidden, Unprocessable, not_found
@@ -434,6 +434,8 @@ async def _finish(
             await move_version(session, model, version, "failed")
     await session.flush()
     await db.events.publish(session, JOB_DONE, job.id)
+    finished = {"job_id": job.id, "status": status, "attempt": job.attempt}
+    after_commit(session, lambda: log.info("job_finished", **finished))
     return answer(job)
 
 
