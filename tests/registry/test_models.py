@@ -19,6 +19,7 @@ from sqlalchemy import update
 from pie.auth.principal import Permission
 from pie.db import tables
 from pie.db.database import Database
+from pie.registry.repository import next_version_string
 from pie.settings import Settings
 from tests import tokens
 from tests.helpers import assert_envelope
@@ -1098,6 +1099,26 @@ class TestUpdateActiveModel:
         response = await client.put("/v2/models/m", json={"name": "x"}, headers=admin)
         assert response.json()["version"]["version"] == "4"
         assert response.json()["version"]["features"] is None
+
+
+class TestNextVersionString:
+    """§2: next integer above the highest integer-valued version string, else count + 1."""
+
+    @pytest.mark.parametrize(
+        ("existing", "expected"),
+        [
+            pytest.param(["1", "2", "example"], "3", id="skips-non-integers"),
+            pytest.param(["1", "10", "2"], "11", id="highest-not-newest"),
+            pytest.param(["a", "b"], "3", id="no-integers-count-plus-one"),
+            pytest.param(["2.0.0", "1.5", "rc1"], "4", id="dotted-are-not-integers"),
+            pytest.param(["007"], "8", id="leading-zeros"),
+            pytest.param(["\u0661", "x"], "3", id="non-ascii-digits-are-not-integers"),
+            pytest.param(["5", "a", "b", "c"], "6", id="integer-wins-over-count"),
+            pytest.param([], "1", id="none"),
+        ],
+    )
+    def test_next_version_string(self, existing: list[str], expected: str) -> None:
+        assert next_version_string(existing) == expected
 
 
 class TestUpdateValidation:

@@ -19,6 +19,7 @@ from fastapi.params import Depends
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from pie.api.requests import StrictJSONRequest
 from pie.auth.principal import Permission, Principal
 from pie.auth.tokens import TokenVerifier
 from pie.errors import Forbidden, Unauthenticated
@@ -138,6 +139,7 @@ class PieRoute(APIRoute):
         async def guarded(request: Request) -> Response:
             if access is None:  # unreachable: create_app refuses such routes
                 raise Forbidden("route has no declared permission")
+            request = StrictJSONRequest(request.scope, request.receive)
             request.state.principal = await authorize(request, access)
             return await handler(request)
 

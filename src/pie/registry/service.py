@@ -48,6 +48,25 @@ async def _locked_model(session: AsyncSession, model_id: str) -> tables.Model:
     return model
 
 
+async def move_version(
+    session: AsyncSession, model: tables.Model, version: tables.ModelVersion, target: str
+) -> tables.ModelVersion:
+    """Apply one §3 transition (checked by the caller, under the model lock).
+
+    The first version to become `active` makes the model `active`.
+    """
+    moved = await ModelRepository(session).move_version(
+        version.model_id, version.version, current=version.status, target=target
+    )
+    if moved is None:
+        raise Conflict(f"version '{version.version}' changed concurrently; retry")
+    if target == "active" and model.status != "active":
+        model.status = "active"
+        model.updated_at = utcnow()
+        await session.flush()
+    return moved
+
+
 def list_handlers(implementations: Implementations) -> list[schemas.HandlerImplementation]:
     return [
         schemas.HandlerImplementation(
@@ -208,16 +227,7 @@ async def set_version_status(
                     f"illegal status transition {row.status} → {body.status} "
                     f"for version '{version}'"
                 )
-            moved = await repository.move_version(
-                model_id, version, current=row.status, target=body.status
-            )
-            if moved is None:
-                raise Conflict(f"version '{version}' changed concurrently; retry")
-            row = moved
-            if body.status == "active" and model.status != "active":
-                model.status = "active"
-                model.updated_at = utcnow()
-                await session.flush()
+            row = await move_version(session, model, row, body.status)
         return schemas.StatusChanged(
             model=to_model(model), version=to_version(row), triggered_events=[]
         )
