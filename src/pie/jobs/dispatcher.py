@@ -28,6 +28,7 @@ from pie.settings import Settings
 
 log = structlog.get_logger("pie.dispatcher")
 _KEY_CLEANUP_SECONDS = 300.0
+_MAINTENANCE_STOP_SECONDS = 30.0
 
 
 class Dispatcher:
@@ -48,6 +49,7 @@ class Dispatcher:
         self._secret = callback_secret(settings)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._halt = asyncio.Event()  # ends the maintenance loop, after the drain
         self._inflight: dict[str, tuple[service.Claimed, asyncio.Task[None]]] = {}
         self._last_cleanup = 0.0
         self._watchers: set[asyncio.Task[None]] = set()
@@ -69,12 +71,21 @@ class Dispatcher:
         try:
             await self._loop()
         finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
-            await self._drain()
+            self._stopping.set()
+            try:
+                await self._drain()  # maintenance keeps renewing the leases meanwhile
+            finally:
+                # Let a maintenance pass finish instead of cancelling it mid-transaction
+                # (a cancelled database call can leave its connection unusable).
+                self._halt.set()
+                try:
+                    await asyncio.wait_for(maintenance, timeout=_MAINTENANCE_STOP_SECONDS)
+                except TimeoutError:
+                    log.warning("maintenance_stop_timed_out")
             for stop in unlisten:
                 stop()
+            if self._watchers:  # short reads; let them end rather than cut them off
+                await asyncio.gather(*self._watchers, return_exceptions=True)
             await self.db.events.stop()
             log.info("dispatcher_stopped", owner=self.owner)
 
@@ -210,8 +221,11 @@ class Dispatcher:
 
     async def _maintain(self) -> None:
         interval = min(self.settings.dispatcher_poll_seconds, self.settings.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(interval)
+        while not self._halt.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._halt.wait(), timeout=interval)
+            if self._halt.is_set():
+                return
             try:
                 await self._maintain_once()
             except asyncio.CancelledError:

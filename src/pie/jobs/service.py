@@ -272,10 +272,12 @@ async def start_training(
     """Train a pending or failed version; it moves to `training` with the job (§3)."""
     now = utcnow()
     async with db.transaction() as session:
+        model, row = await _model_and_version(session, model_id, version, lock=True)
+        # Under the model lock: a duplicate that waited for the first start's commit
+        # replays its answer instead of seeing the version already `training` (422).
         replay = await _replay(session, idempotency, now)
         if replay is not None:
             return replay
-        model, row = await _model_and_version(session, model_id, version, lock=True)
         if row.status not in ("pending", "failed"):
             raise Unprocessable(
                 f"model version '{version}' cannot be trained (status: {row.status})"
@@ -447,9 +449,15 @@ async def complete_job(
     job_id: str,
     body: schemas.Completion,
 ) -> schemas.Completed:
-    """The handler callback (§4): accepted while pending or started; replays are 200."""
+    """The handler callback (§4): accepted while pending or started; replays are 200.
+
+    ``complete_jobs`` (the route checked it) may complete any job, whoever started it; a
+    callback token only its own. Job visibility (§4) governs reading, not completion.
+    """
     async with db.transaction() as session:
-        row = _visible(who, await JobRepository(session).get(job_id, for_update=True), job_id)
+        row = await JobRepository(session).get(job_id, for_update=True)
+        if row is None or who.callback_job_id not in (None, row.id):
+            raise not_found("job", job_id)
         if row.model_id != model_id or row.model_version != version:
             raise not_found("job", job_id)
         return await _finish(

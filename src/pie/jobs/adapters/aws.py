@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from pie.jobs.adapters.base import Fatal, Retry
 from pie.settings import Settings
@@ -72,6 +72,8 @@ def classify(error: Exception) -> Retry | Fatal:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         text = f"{code}: {message}"
         return Retry(text) if code in TRANSIENT_CODES or status >= 500 else Fatal(text)
+    if isinstance(error, ParamValidationError):  # refused locally: a retry cannot help
+        return Fatal(f"{type(error).__name__}: {error}")
     if isinstance(error, BotoCoreError):  # connection errors, timeouts
         return Retry(f"{type(error).__name__}: {error}")
     return Fatal(f"{type(error).__name__}: {error}")
