@@ -23,6 +23,7 @@ from pie.db.database import Database
 from pie.jobs.adapters import Adapters
 from pie.jobs.dispatcher import Dispatcher
 from pie.jobs.implementations import Implementation, Implementations
+from pie.jobs.metrics import JobMetrics
 from pie.jobs.routes import router as jobs_router
 from pie.registry.routes import router as registry_router
 from pie.settings import Settings
@@ -59,7 +60,7 @@ def create_app(
         running: Dispatcher | None = None
         task: asyncio.Task[None] | None = None
         if dispatcher:
-            running = Dispatcher(settings, db, adapters)
+            running = Dispatcher(settings, db, adapters, metrics=job_metrics)
             task = asyncio.create_task(running.run(), name="pie-dispatcher")
         try:
             yield
@@ -91,6 +92,8 @@ def create_app(
     app.state.adapters = adapters
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
+    job_metrics = JobMetrics(registry)
+    job_metrics.attach(db.events)
 
     errors.install(app)
     for router in (

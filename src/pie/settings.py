@@ -199,6 +199,11 @@ class Settings(BaseSettings):
     def _check_auth(self) -> Settings:
         if self.auth_mode == "jwks" and not (self.jwks_url and self.issuer):
             raise ValueError("PIE_AUTH_MODE=jwks needs PIE_JWKS_URL and PIE_ISSUER")
+        if self.lease_seconds <= self.aws_connect_timeout_seconds + self.aws_read_timeout_seconds:
+            raise ValueError(
+                "PIE_LEASE_SECONDS must exceed the AWS connect + read timeouts, or a slow "
+                "dispatch could be re-claimed and sent twice"
+            )
         if self.issuer == CALLBACK_ISSUER:
             raise ValueError(f"PIE_ISSUER may not be '{CALLBACK_ISSUER}' (callback tokens use it)")
         return self

@@ -100,6 +100,8 @@ def test_killed_worker_loses_and_duplicates_nothing(crash_database: str, tmp_pat
         "PIE_DATABASE_URL": crash_database,
         "PIE_DATA_DIR": str(tmp_path / "data"),
         "PIE_LEASE_SECONDS": "3",
+        "PIE_AWS_CONNECT_TIMEOUT_SECONDS": "0.5",
+        "PIE_AWS_READ_TIMEOUT_SECONDS": "1",
         "PIE_LOG_FORMAT": "json",
         "PIE_LOG_LEVEL": "INFO",
     }

@@ -47,6 +47,8 @@ def settings(database_url: str, tmp_path: Any) -> Settings:
         data_dir=tmp_path / "data",
         dispatcher_poll_seconds=0.05,
         lease_seconds=2,
+        aws_connect_timeout_seconds=0.5,
+        aws_read_timeout_seconds=1,
         dispatch_backoff_seconds=0.05,
         dispatch_backoff_cap_seconds=0.2,
         public_url="http://pie.test",

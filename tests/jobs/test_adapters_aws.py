@@ -521,6 +521,8 @@ def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, An
         "data_dir": tmp_path / "data",
         "dispatcher_poll_seconds": 0.05,
         "lease_seconds": 2,
+        "aws_connect_timeout_seconds": 0.5,
+        "aws_read_timeout_seconds": 1,
         "dispatch_backoff_seconds": 0.05,
         "dispatch_backoff_cap_seconds": 0.2,
         "dispatch_max_attempts": 3,
@@ -611,7 +613,12 @@ async def wait_for(
 
 def claims_of(token: str) -> dict[str, Any]:
     decoded: dict[str, Any] = jwt.decode(
-        token, CALLBACK_SECRET, algorithms=["HS256"], audience="pie-callback", issuer="pie"
+        token,
+        CALLBACK_SECRET,
+        algorithms=["HS256"],
+        audience="pie-callback",
+        issuer="pie",
+        options={"verify_exp": False},  # expiry itself is asserted by the callers
     )
     return decoded
 
@@ -1010,12 +1017,20 @@ async def test_large_ecs_job_is_fetched_with_its_token(
 
     app_ecs.stubber.assert_no_pending_responses()
     assert job_ids.value == job_id
-    assert job_urls.value == f"{BASE}/v2/jobs/{job_id}"
+    assert job_urls.value == f"{BASE}/v2/jobs/{job_id}/payload"
     fetched = await client.get(
         job_urls.value.removeprefix(BASE), headers=tokens.bearer(token.value)
     )
     assert fetched.status_code == 200, fetched.text
-    assert fetched.json()["input"] == big
+    payload = fetched.json()
+    assert payload["input"] == big
+    assert payload["pie_version"] == "2"
+    assert payload["job_id"] == job_id
+    assert "training_output" in payload["context"]
+    assert payload["callback"]["complete_url"] == (
+        f"{BASE}/v2/models/{model_id}/versions/1/jobs/{job_id}/complete"
+    )
+    assert "token" not in payload["callback"]
     done = await client.post(
         f"/v2/models/{model_id}/versions/1/jobs/{job_id}/complete",
         json={"status": "failure", "error": {"code": "oom"}},

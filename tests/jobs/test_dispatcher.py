@@ -147,7 +147,10 @@ class TestLeases:
         clock = Stopwatch()
         async with running(app, settings, db, owner="alive"):
             await asyncio.sleep(0.5)
-            assert (await get_job(client, admin, job_id))["status"] == "pending"  # still leased
+            # Still leased by the dead worker (the claim already marked it started).
+            leased = await get_job(client, admin, job_id)
+            assert leased["status"] == "started"
+            assert leased["attempt"] == 1
             job = await finished(client, admin, job_id, wait=10)
         assert job["status"] == "success", job
         assert job["attempt"] == 2
@@ -192,7 +195,7 @@ class TestLeases:
 
         assert await service.mark_started(db, stale, hold_lease=True) is False
         assert await service.finish_attempt(db, stale, "success", output={"late": 1}) is None
-        assert await get_job(client, admin, job_id) == before  # pending, attempt 2, no output
+        assert await get_job(client, admin, job_id) == before  # attempt 2, no output
 
         assert await service.mark_started(db, fresh, hold_lease=True) is True
         completed = await service.finish_attempt(db, fresh, "success", output={"on_time": 1})
@@ -220,7 +223,8 @@ class TestLeases:
         await service.retry_later(db, settings, stale, "boom", fatal=True)
         assert await service.finish_attempt(db, stale, "failure", error={"code": "x"}) is None
         job = await get_job(client, admin, job_id)
-        assert job["status"] == "pending"
+        assert job["status"] == "started"  # as the fresh claim left it
+        assert job["attempt"] == 2
         assert job["error"] is None
 
     async def test_a_running_job_keeps_its_lease_while_it_runs(

@@ -142,6 +142,7 @@ class Job(Base):
     model_id: Mapped[str] = mapped_column(String(128))
     model_version: Mapped[str] = mapped_column(String(64))
     handler: Mapped[dict[str, Any]] = mapped_column()
+    handler_type: Mapped[str] = mapped_column(String(16))
     input: Mapped[Any] = mapped_column(Json)
     output: Mapped[Any] = mapped_column(Json, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column()

@@ -18,12 +18,14 @@ import time
 import structlog
 
 from pie.auth.callback import callback_secret, mint_callback_token
+from pie.core.clock import utcnow
 from pie.core.ids import new_id
 from pie.db.database import Database
 from pie.db.events import JOB_DONE, NEW_JOBS
 from pie.jobs import service
 from pie.jobs.adapters import Adapters
 from pie.jobs.adapters.base import DispatchRequest, Done, Fatal, Retry, Started
+from pie.jobs.metrics import JobMetrics
 from pie.settings import Settings
 
 log = structlog.get_logger("pie.dispatcher")
@@ -40,6 +42,7 @@ class Dispatcher:
         *,
         concurrency: int | None = None,
         owner: str | None = None,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -53,6 +56,8 @@ class Dispatcher:
         self._inflight: dict[str, tuple[service.Claimed, asyncio.Task[None]]] = {}
         self._last_cleanup = 0.0
         self._watchers: set[asyncio.Task[None]] = set()
+        self._finishing: set[str] = set()
+        self.metrics = metrics
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -148,6 +153,8 @@ class Dispatcher:
         entry = self._inflight.get(job_id)
         if entry is None or entry[1].done() or entry[0].handler.get("type") != "in_process":
             return
+        if job_id in self._finishing:  # our own completion, not a cancel
+            return
         watcher = asyncio.get_running_loop().create_task(self._stop_if_cancelled(job_id))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
@@ -172,7 +179,7 @@ class Dispatcher:
                 ),
                 "token": mint_callback_token(self._secret, job.job_id, job.deadline),
             }
-            job_url = f"{base}/v2/jobs/{job.job_id}"
+            job_url = f"{base}/v2/jobs/{job.job_id}/payload"
         return DispatchRequest(
             job_id=job.job_id,
             job_type=job.job_type,
@@ -190,25 +197,47 @@ class Dispatcher:
                 await self._dispatch(job)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never lose the loop; the lease expiry brings the job back
+            except Exception as error:  # a bug, or the database went away
                 log.exception("dispatch_crashed")
+                # Counted like a failed dispatch, so a job that always crashes us ends
+                # `dispatch_failed` instead of cycling through lease expiries forever.
+                with contextlib.suppress(Exception):
+                    await service.retry_later(
+                        self.db, self.settings, job, f"internal error: {type(error).__name__}"
+                    )
+
+    def _handed_over(self, job: service.Claimed) -> None:
+        if self.metrics is not None:
+            waited = (utcnow() - job.created_at).total_seconds()
+            self.metrics.dispatch_latency.labels(str(job.handler.get("type"))).observe(waited)
 
     async def _dispatch(self, job: service.Claimed) -> None:
         adapter = self.adapters.for_handler(job.handler)
         if adapter.inline:
-            if not await service.mark_started(self.db, job, hold_lease=True):
+            # The claim already moved a pending in-process job to `started`.
+            if job.status != "started" and not await service.mark_started(
+                self.db, job, hold_lease=True
+            ):
                 return
+            if job.attempt == 1:
+                self._handed_over(job)
             outcome = await adapter.dispatch(self._request(job, external=False))
         else:
             outcome = await adapter.dispatch(self._request(job, external=True))
         if isinstance(outcome, Done):
-            await service.finish_attempt(
-                self.db, job, outcome.status, output=outcome.output, error=outcome.error
-            )
+            self._finishing.add(job.job_id)
+            try:
+                await service.finish_attempt(
+                    self.db, job, outcome.status, output=outcome.output, error=outcome.error
+                )
+            finally:
+                self._finishing.discard(job.job_id)
         elif isinstance(outcome, Started):
-            if not await service.mark_started(
+            if await service.mark_started(
                 self.db, job, external_ref=outcome.external_ref, hold_lease=False
             ):
+                self._handed_over(job)
+            else:
                 log.warning("started_job_no_longer_ours")
         elif isinstance(outcome, Retry):
             log.warning("dispatch_failed_transiently", reason=outcome.message)
@@ -248,6 +277,8 @@ class Dispatcher:
                 log.warning("reclaimed_expired_lease", job_id=job.job_id, attempt=job.attempt)
                 self._spawn(job)
         await service.expire_overdue(self.db)
+        if self.metrics is not None:
+            self.metrics.queue_depth.set(await service.pending_count(self.db))
         now = time.monotonic()
         if now - self._last_cleanup > _KEY_CLEANUP_SECONDS:
             self._last_cleanup = now

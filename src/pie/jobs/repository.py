@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pie.core.pagination import Page, PageRequest
@@ -142,7 +153,13 @@ class JobRepository:
     # -- dispatch -----------------------------------------------------------------------------
 
     async def claim_due(
-        self, *, owner: str, limit: int, now: datetime, leased_until: datetime
+        self,
+        *,
+        owner: str,
+        limit: int,
+        now: datetime,
+        leased_until: datetime,
+        timeouts: Mapping[str, timedelta],
     ) -> Sequence[tables.Job]:
         """Take up to ``limit`` due pending jobs; SKIP LOCKED lets workers share the queue."""
         due = (
@@ -157,10 +174,18 @@ class JobRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return await self._take(due, owner=owner, now=now, leased_until=leased_until)
+        return await self._take(
+            due, owner=owner, now=now, leased_until=leased_until, timeouts=timeouts
+        )
 
     async def claim_expired(
-        self, *, owner: str, limit: int, now: datetime, leased_until: datetime
+        self,
+        *,
+        owner: str,
+        limit: int,
+        now: datetime,
+        leased_until: datetime,
+        timeouts: Mapping[str, timedelta],
     ) -> Sequence[tables.Job]:
         """Take jobs whose holder stopped renewing its lease (a worker died)."""
         expired = (
@@ -174,19 +199,39 @@ class JobRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return await self._take(expired, owner=owner, now=now, leased_until=leased_until)
+        return await self._take(
+            expired, owner=owner, now=now, leased_until=leased_until, timeouts=timeouts
+        )
 
     async def _take(
-        self, ids: Any, *, owner: str, now: datetime, leased_until: datetime
+        self,
+        ids: Any,
+        *,
+        owner: str,
+        now: datetime,
+        leased_until: datetime,
+        timeouts: Mapping[str, timedelta],
     ) -> Sequence[tables.Job]:
+        """Lease the rows; in-process jobs start right here (one transaction less each)."""
+        job = tables.Job
+        starts = and_(job.status == "pending", job.handler_type == "in_process")
         statement = (
-            update(tables.Job)
-            .where(tables.Job.id.in_(ids.scalar_subquery()))
+            update(job)
+            .where(job.id.in_(ids.scalar_subquery()))
             .values(
-                attempt=tables.Job.attempt + 1,
+                attempt=job.attempt + 1,
                 leased_until=leased_until,
                 lease_owner=owner,
                 updated_at=now,
+                status=case((starts, "started"), else_=job.status),
+                started_at=case((starts, now), else_=job.started_at),
+                deadline_at=case(
+                    *(
+                        (and_(starts, job.job_type == job_type), now + timeout)
+                        for job_type, timeout in timeouts.items()
+                    ),
+                    else_=job.deadline_at,
+                ),
             )
             .returning(tables.Job)
             .execution_options(synchronize_session=False, populate_existing=True)
@@ -238,7 +283,9 @@ class JobRepository:
 
     async def count_pending(self) -> int:
         statement = (
-            select(func.count()).select_from(tables.Job).where(tables.Job.status == "pending")
+            select(func.count())
+            .select_from(tables.Job)
+            .where(tables.Job.status == "pending", tables.Job.leased_until.is_(None))
         )
         return int(await self.session.scalar(statement) or 0)
 

@@ -109,6 +109,17 @@ async def get_job(
     return await service.get_job(db, who, job_id, wait)
 
 
+@router.get("/jobs/{job_id}/payload", responses=error_responses(NotFound))
+async def get_job_payload(
+    db: DbDep,
+    settings: SettingsDep,
+    job_id: JobIdPath,
+    who: Annotated[Principal, require(Permission.READ_MODELS, callback=True)],
+) -> dict[str, Any]:
+    """The job as its handler receives it (§5.2), without the callback token."""
+    return await service.job_payload(db, settings, who, job_id)
+
+
 @router.post("/jobs/{job_id}/cancel", responses=error_responses(NotFound, Conflict))
 async def cancel_job(
     db: DbDep,

@@ -31,6 +31,7 @@ from pie.db.rows import insert_unique
 from pie.errors import Conflict, Forbidden, Unprocessable, not_found
 from pie.jobs import schemas
 from pie.jobs.adapters import Adapters
+from pie.jobs.metrics import JOB_FINISHED_LOCAL
 from pie.jobs.repository import (
     IdempotencyRepository,
     JobFilters,
@@ -39,6 +40,7 @@ from pie.jobs.repository import (
     to_job,
 )
 from pie.registry.repository import ModelRepository
+from pie.registry.service import move_version
 from pie.settings import Settings
 
 log = structlog.get_logger("pie.jobs")
@@ -173,6 +175,7 @@ async def create_job(
         model_id=version.model_id,
         model_version=version.version,
         handler=version.handlers[job_type],
+        handler_type=version.handlers[job_type]["type"],
         input=input,
         output=None,
         error=None,
@@ -209,22 +212,6 @@ async def _model_and_version(
     if row is None:
         raise not_found("model version", version)
     return model, row
-
-
-async def move_version(
-    session: AsyncSession, model: tables.Model, version: tables.ModelVersion, target: str
-) -> tables.ModelVersion:
-    """Apply one §3 transition (the caller checked it is legal and holds the model lock)."""
-    moved = await ModelRepository(session).move_version(
-        version.model_id, version.version, current=version.status, target=target
-    )
-    if moved is None:
-        raise Conflict(f"version '{version.version}' changed concurrently; retry")
-    if target == "active" and model.status != "active":
-        model.status = "active"
-        model.updated_at = utcnow()
-        await session.flush()
-    return moved
 
 
 async def start_inference(
@@ -346,6 +333,20 @@ async def get_job(
     return job
 
 
+async def job_payload(
+    db: Database, settings: Settings, who: Principal, job_id: str
+) -> dict[str, Any]:
+    """The §5.2 protocol object of a job, for handlers that could not receive it whole
+    (ECS overrides are limited to 8 KiB); the caller already holds the token."""
+    async with db.read() as session:
+        row = _visible(who, await JobRepository(session).get(job_id), job_id)
+        complete_url = (
+            f"{settings.base_url}/v2/models/{row.model_id}/versions/{row.model_version}"
+            f"/jobs/{row.id}/complete"
+        )
+        return {**_payload(row), "callback": {"complete_url": complete_url}}
+
+
 async def list_jobs(
     db: Database, who: Principal, filters: JobFilters, page: PageRequest
 ) -> Page[schemas.Job]:
@@ -396,7 +397,8 @@ async def _finish(
 
     now = utcnow()
     repository = ModelRepository(session)
-    model = await repository.get(job.model_id, for_update=True)
+    # Only a training job changes its version's status, which needs the model lock.
+    model = await repository.get(job.model_id, for_update=job.job_type == "training")
     version = await repository.get_version(job.model_id, job.model_version)
     warnings = list(job.warnings)
     if status == "success" and version is not None and output is not None:
@@ -438,6 +440,7 @@ async def _finish(
     await db.events.publish(session, JOB_DONE, job.id)
     finished = {"job_id": job.id, "status": status, "attempt": job.attempt}
     after_commit(session, lambda: log.info("job_finished", **finished))
+    after_commit(session, lambda: db.events.signal(JOB_FINISHED_LOCAL, f"{job.job_type}:{status}"))
     return answer(job)
 
 
@@ -527,6 +530,7 @@ class Claimed:
     handler: dict[str, Any]
     status: str
     deadline: datetime
+    created_at: datetime
     payload: dict[str, Any] = field(default_factory=dict)
 
 
@@ -562,14 +566,13 @@ async def claim(
     async with db.transaction() as session:
         repository = JobRepository(session)
         take = repository.claim_expired if expired else repository.claim_due
-        rows = await take(owner=owner, limit=limit, now=now, leased_until=until)
+        timeouts = {
+            "training": timedelta(seconds=settings.training_timeout_seconds),
+            "inference": timedelta(seconds=settings.inference_timeout_seconds),
+        }
+        rows = await take(owner=owner, limit=limit, now=now, leased_until=until, timeouts=timeouts)
         claimed = []
         for row in rows:
-            timeout = (
-                settings.training_timeout_seconds
-                if row.job_type == "training"
-                else settings.inference_timeout_seconds
-            )
             claimed.append(
                 Claimed(
                     job_id=row.id,
@@ -579,7 +582,8 @@ async def claim(
                     model_version=row.model_version,
                     handler=dict(row.handler),
                     status=row.status,
-                    deadline=row.deadline_at or now + timedelta(seconds=timeout),
+                    deadline=row.deadline_at or now + timeouts[row.job_type],
+                    created_at=row.created_at,
                     payload=_payload(row),
                 )
             )

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("model_id", sa.String(length=128), nullable=False),
         sa.Column("model_version", sa.String(length=64), nullable=False),
         sa.Column("handler", sa.JSON(none_as_null=True), nullable=False),
+        sa.Column("handler_type", sa.String(length=16), nullable=False),
         sa.Column("input", sa.JSON(none_as_null=True), nullable=False),
         sa.Column("output", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("error", sa.JSON(none_as_null=True), nullable=True),
