@@ -56,6 +56,32 @@ PERMISSION_TABLE: dict[tuple[str, str], Access] = {
         any_of=(P.MANAGE_DOMAINS,), tenant=True
     ),
     ("GET", "/metrics"): Access(any_of=(P.ADMIN,)),
+    # registry (§2, §3)
+    ("GET", "/v2/handlers"): Access(any_of=(P.READ_MODELS,)),
+    ("GET", "/v2/models"): Access(any_of=(P.READ_MODELS,)),
+    ("POST", "/v2/models"): Access(any_of=(P.MANAGE_MODELS,)),
+    ("GET", "/v2/models/{model_id}"): Access(any_of=(P.READ_MODELS,)),
+    ("PUT", "/v2/models/{model_id}"): Access(any_of=(P.MANAGE_MODELS,)),
+    ("POST", "/v2/models/{model_id}/new_version"): Access(any_of=(P.MANAGE_MODELS,)),
+    ("GET", "/v2/models/{model_id}/versions"): Access(any_of=(P.READ_MODELS,)),
+    ("GET", "/v2/models/{model_id}/versions/{model_version}"): Access(any_of=(P.READ_MODELS,)),
+    ("POST", "/v2/models/{model_id}/versions/{model_version}/new_status"): Access(
+        any_of=(P.MANAGE_MODELS,)
+    ),
+    ("POST", "/v2/models/{model_id}/versions/{model_version}/inference"): Access(
+        any_of=(P.RUN_INFERENCE,)
+    ),
+    ("POST", "/v2/models/{model_id}/versions/{model_version}/training"): Access(
+        any_of=(P.RUN_TRAINING,)
+    ),
+    # jobs (§4)
+    ("GET", "/v2/jobs"): Access(any_of=(P.READ_MODELS,)),
+    ("GET", "/v2/jobs/{job_id}"): Access(any_of=(P.READ_MODELS,), callback=True),
+    ("GET", "/v2/jobs/{job_id}/payload"): Access(any_of=(P.READ_MODELS,), callback=True),
+    ("POST", "/v2/jobs/{job_id}/cancel"): Access(any_of=(P.RUN_INFERENCE, P.RUN_TRAINING)),
+    ("POST", "/v2/models/{model_id}/versions/{model_version}/jobs/{job_id}/complete"): Access(
+        any_of=(P.COMPLETE_JOBS,), callback=True
+    ),
 }
 
 # Bodies that would change the victim's data if a write got through.
@@ -294,6 +320,13 @@ class TestPermissionTable:
         route = routes[operation]
         assert isinstance(route, PieRoute)
         assert route.access == expected
+
+    def test_every_route_is_in_the_table(self, tmp_path: Path, offline_db: Database) -> None:
+        """A new route must be added to the table above (and so to API.md §1's)."""
+        app = _build(tmp_path, offline_db, metrics="admin")
+        declared = set(PERMISSION_TABLE) | FRAMEWORK_PUBLIC
+        missing = {(m, p) for m, p, _r in _operations(app)} - declared
+        assert missing == set()
 
     def test_every_route_under_a_client_checks_the_tenant_or_is_admin_only(
         self, tmp_path: Path, offline_db: Database
