@@ -17,6 +17,8 @@ from pie.api import errors
 from pie.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from pie.api.system import metrics_router
 from pie.api.system import router as system_router
+from pie.assignments.routes import router as assignments_router
+from pie.assignments.schemas import BlockingServices
 from pie.auth.permissions import PieRoute
 from pie.auth.tokens import JwksCache, TokenVerifier
 from pie.db.database import Database
@@ -28,6 +30,7 @@ from pie.jobs.routes import router as jobs_router
 from pie.registry.routes import router as registry_router
 from pie.settings import Settings
 from pie.tenancy.routes import router as tenancy_router
+from pie.tenant_services.routes import router as services_router
 
 API_PREFIX = "/v2"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
@@ -101,6 +104,8 @@ def create_app(
         registry_router,
         jobs_router,
         tenancy_router,
+        services_router,
+        assignments_router,
         metrics_router(settings, registry),
     ):
         if router is not None:
@@ -142,8 +147,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             ref = str(responses.get("422", {}).get("content", {}))
             if "HTTPValidationError" in ref:
                 del responses["422"]
-    schemas = document.get("components", {}).get("schemas", {})
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    # Referenced by the assignment upserts' 422 (the one non-envelope error body).
+    blocking = BlockingServices.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(blocking.pop("$defs", {}))
+    schemas["BlockingServices"] = blocking
     app.openapi_schema = document
     return document

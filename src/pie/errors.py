@@ -115,3 +115,18 @@ class ServiceUnavailable(PieError):
 
 def not_found(kind: str, ident: str) -> NotFound:
     return NotFound(f"{kind} '{ident}' not found")
+
+
+class IncompatibleServices(Unprocessable):
+    """The documented 422 of a blocked domain `default` upsert (API.md §9.4): not the envelope."""
+
+    def __init__(self, blocking: list[dict[str, Any]]) -> None:
+        count = len(blocking)
+        noun = "service is" if count == 1 else "services are"
+        super().__init__(
+            f"cannot assign model version: {count} {noun} incompatible with its feature freeze"
+        )
+        self.blocking = blocking
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "blocking_services": self.blocking}

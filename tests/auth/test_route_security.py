@@ -56,6 +56,53 @@ PERMISSION_TABLE: dict[tuple[str, str], Access] = {
         any_of=(P.MANAGE_DOMAINS,), tenant=True
     ),
     ("GET", "/metrics"): Access(any_of=(P.ADMIN,)),
+    # services (§8)
+    ("POST", "/v2/clients/{client_id}/domains/{domain_id}/service/init"): Access(
+        any_of=(P.MANAGE_SERVICES,), tenant=True
+    ),
+    ("POST", "/v2/clients/{client_id}/domains/{domain_id}/services/init"): Access(
+        any_of=(P.MANAGE_SERVICES,), tenant=True
+    ),
+    ("GET", "/v2/clients/{client_id}/domains/{domain_id}/services"): Access(
+        any_of=(P.READ_DOMAINS,), tenant=True
+    ),
+    ("GET", "/v2/clients/{client_id}/domains/{domain_id}/service/{service_id}"): Access(
+        any_of=(P.READ_DOMAINS,), tenant=True
+    ),
+    ("PUT", "/v2/clients/{client_id}/domains/{domain_id}/service/{service_id}"): Access(
+        any_of=(P.MANAGE_SERVICES,), tenant=True
+    ),
+    **{
+        (method, scope + path): access
+        for scope in (
+            "/v2/clients/{client_id}/domains/{domain_id}",
+            "/v2/clients/{client_id}/domains/{domain_id}/service/{service_id}",
+        )
+        for method, path, access in (
+            ("POST", "/assignments", Access(any_of=(P.MANAGE_DOMAINS,), tenant=True)),
+            ("GET", "/assignments", Access(any_of=(P.READ_DOMAINS,), tenant=True)),
+            (
+                "PUT",
+                "/assignments/{assignment_key}",
+                Access(any_of=(P.MANAGE_DOMAINS,), tenant=True),
+            ),
+            (
+                "GET",
+                "/assignments/{assignment_key}",
+                Access(any_of=(P.READ_DOMAINS,), tenant=True),
+            ),
+            (
+                "GET",
+                "/assignments/{assignment_key}/revisions",
+                Access(any_of=(P.READ_DOMAINS,), tenant=True),
+            ),
+            (
+                "POST",
+                "/assignments/{assignment_key}/jobs",
+                Access(any_of=(P.RUN_INFERENCE, P.RUN_TRAINING), tenant=True),
+            ),
+        )
+    },
     # registry (§2, §3)
     ("GET", "/v2/handlers"): Access(any_of=(P.READ_MODELS,)),
     ("GET", "/v2/models"): Access(any_of=(P.READ_MODELS,)),

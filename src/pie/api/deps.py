@@ -37,6 +37,15 @@ ModelIdPath = Annotated[
         min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN, examples=["model_price_reco_v1"]
     ),
 ]
+ServiceIdPath = Annotated[
+    str,
+    Path(
+        min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN, examples=["DEV2026-05-18T09-00"]
+    ),
+]
+AssignmentKeyPath = Annotated[
+    str, Path(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN, examples=["default"])
+]
 VersionPath = Annotated[
     str, Path(min_length=1, max_length=VERSION_MAX_LENGTH, pattern=VERSION_PATTERN, examples=["1"])
 ]

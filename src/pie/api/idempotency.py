@@ -30,7 +30,7 @@ REPLAY_HEADERS = {
 
 
 def idempotency(
-    request: Request, who: Principal, key: str | None, body: BaseModel
+    request: Request, who: Principal, key: str | None, body: BaseModel | None = None
 ) -> Idempotency | None:
     if key is None:
         return None
@@ -39,7 +39,7 @@ def idempotency(
         method=request.method,
         path=request.url.path,
         key=key,
-        body=body.model_dump(mode="json"),
+        body=body.model_dump(mode="json") if body is not None else None,
     )
 
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from sqlalchemy import (
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -207,3 +208,89 @@ class IdempotencyKey(Base):
     response: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Service(Base):
+    """A tenant's service (e.g. one ferry departure) with its resolved features."""
+
+    __tablename__ = "services"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    domain_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    departure_datetime: Mapped[datetime | None] = mapped_column()
+    provided_features: Mapped[dict[str, Any]] = mapped_column()
+    resolved_features: Mapped[dict[str, Any]] = mapped_column()
+    init_job_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["client_id", "domain_id"],
+            ["domains.client_id", "domains.domain_id"],
+            ondelete="CASCADE",
+        ),
+        Index(
+            "ix_services_client_id_domain_id_created_at_service_id",
+            "client_id",
+            "domain_id",
+            "created_at",
+            "service_id",
+        ),
+    )
+
+
+class Assignment(Base):
+    """One revision of an assignment key; at most one per key is `active`.
+
+    ``scope`` is the service id, or ``""`` for the domain scope, so that the partial
+    unique index below is NULL-safe on both databases.
+    """
+
+    __tablename__ = "assignments"
+
+    assignment_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    domain_id: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(128))
+    service_id: Mapped[str | None] = mapped_column(String(128))
+    assignment_key: Mapped[str] = mapped_column(String(128))
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str | None] = mapped_column(String(128))
+    settings: Mapped[dict[str, Any]] = mapped_column()
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    revision: Mapped[int] = mapped_column(Integer())
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["client_id", "domain_id"],
+            ["domains.client_id", "domains.domain_id"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("client_id", "domain_id", "scope", "assignment_key", "revision"),
+        Index(
+            "uq_assignments_one_active",
+            "client_id",
+            "domain_id",
+            "scope",
+            "assignment_key",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+            sqlite_where=text("status = 'active'"),
+        ),
+        Index(
+            "ix_assignments_client_id_domain_id_scope_created_at",
+            "client_id",
+            "domain_id",
+            "scope",
+            "created_at",
+            "assignment_id",
+        ),
+    )

@@ -42,6 +42,7 @@ from pie.jobs.repository import (
 from pie.registry.repository import ModelRepository
 from pie.registry.service import move_version
 from pie.settings import Settings
+from pie.tenant_services.repository import end_initialization
 
 log = structlog.get_logger("pie.jobs")
 MAX_WAIT_SECONDS = 60.0
@@ -74,7 +75,7 @@ class Accepted:
     replayed: bool = False
 
 
-async def _replay(
+async def replay(
     session: AsyncSession, idempotency: Idempotency | None, now: datetime
 ) -> Accepted | None:
     if idempotency is None:
@@ -89,7 +90,7 @@ async def _replay(
     return Accepted(found.status_code, dict(found.response), replayed=True)
 
 
-async def _remember(
+async def remember(
     session: AsyncSession,
     idempotency: Idempotency | None,
     accepted: Accepted,
@@ -158,8 +159,13 @@ async def create_job(
     created_by: str,
     tenant: Tenant | None = None,
     lineage: Lineage | None = None,
+    service_init: bool = False,
 ) -> tables.Job:
-    """Insert a pending job for ``version`` and wake the dispatchers on commit."""
+    """Insert a pending job for ``version`` and wake the dispatchers on commit.
+
+    ``service_init``: the job (re-)initializes ``tenant.service_id``, whose status follows
+    the job's end (§8.1).
+    """
     now = utcnow()
     lineage = lineage or Lineage()
     context: dict[str, Any] = {
@@ -168,6 +174,8 @@ async def create_job(
         "trigger_output": lineage.trigger_output,
         "training_output": version.training_output if job_type == "inference" else None,
     }
+    if service_init:
+        context["service_init"] = True
     row = tables.Job(
         id=new_id(),
         job_type=job_type,
@@ -226,9 +234,9 @@ async def start_inference(
     """Run an active version; the input is checked before any row is written (§3)."""
     now = utcnow()
     async with db.transaction() as session:
-        replay = await _replay(session, idempotency, now)
-        if replay is not None:
-            return replay
+        remembered = await replay(session, idempotency, now)
+        if remembered is not None:
+            return remembered
         _model, row = await _model_and_version(session, model_id, version)
         if row.status != "active":
             raise Unprocessable(f"model version '{version}' is not active (status: {row.status})")
@@ -242,9 +250,7 @@ async def start_inference(
             created_by=who.subject,
         )
         accepted = Accepted(202, {"inference_job_id": job.id})
-        return await _remember(
-            session, idempotency, accepted, now, settings.idempotency_ttl_seconds
-        )
+        return await remember(session, idempotency, accepted, now, settings.idempotency_ttl_seconds)
 
 
 async def start_training(
@@ -262,9 +268,9 @@ async def start_training(
         model, row = await _model_and_version(session, model_id, version, lock=True)
         # Under the model lock: a duplicate that waited for the first start's commit
         # replays its answer instead of seeing the version already `training` (422).
-        replay = await _replay(session, idempotency, now)
-        if replay is not None:
-            return replay
+        remembered = await replay(session, idempotency, now)
+        if remembered is not None:
+            return remembered
         if row.status not in ("pending", "failed"):
             raise Unprocessable(
                 f"model version '{version}' cannot be trained (status: {row.status})"
@@ -280,9 +286,7 @@ async def start_training(
             created_by=who.subject,
         )
         accepted = Accepted(202, {"training_job_id": job.id})
-        return await _remember(
-            session, idempotency, accepted, now, settings.idempotency_ttl_seconds
-        )
+        return await remember(session, idempotency, accepted, now, settings.idempotency_ttl_seconds)
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -365,6 +369,12 @@ def _as_object(value: Any) -> dict[str, Any] | None:
     return {"result": value}
 
 
+async def _ended(session: AsyncSession, job: tables.Job, now: datetime) -> None:
+    """Consequences of any end that live outside the job row."""
+    if (job.context or {}).get("service_init"):
+        await end_initialization(session, job, succeeded=job.status == "success", now=now)
+
+
 async def _finish(
     db: Database,
     session: AsyncSession,
@@ -436,6 +446,7 @@ async def _finish(
             await move_version(session, model, version, "active")
         else:
             await move_version(session, model, version, "failed")
+    await _ended(session, job, now)
     await session.flush()
     await db.events.publish(session, JOB_DONE, job.id)
     finished = {"job_id": job.id, "status": status, "attempt": job.attempt}
@@ -510,6 +521,7 @@ async def _cancel(db: Database, who: Principal, job_id: str) -> Cancelled:
             version = await repository.get_version(row.model_id, row.model_version)
             if model is not None and version is not None and version.status == "training":
                 await move_version(session, model, version, "failed")
+        await _ended(session, row, now)
         await session.flush()
         await db.events.publish(session, JOB_DONE, row.id)
         return Cancelled(job=to_job(row), handler=dict(row.handler), external_ref=row.external_ref)

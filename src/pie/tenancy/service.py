@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pie.assignments.freeze import effective_schema
 from pie.auth.principal import Principal
 from pie.core.clock import utcnow
 from pie.core.ids import new_id
@@ -13,6 +14,7 @@ from pie.db.database import Database
 from pie.errors import Unprocessable, not_found
 from pie.tenancy import resolution, schemas
 from pie.tenancy.repository import ClientRepository, DomainRepository
+from pie.tenant_services.repository import ServiceRepository
 
 
 async def _client(
@@ -32,6 +34,27 @@ async def _domain(
     domain = await DomainRepository(session, client_id).get(domain_id, for_update=for_update)
     if domain is None:
         raise not_found("domain", domain_id)
+    return domain
+
+
+async def load_domain(
+    session: AsyncSession,
+    client_id: str,
+    domain_id: str,
+    *,
+    write: bool,
+    require_active: bool = False,
+    lock: bool = False,
+) -> tables.Domain:
+    """The domain, after the tenant checks other resources share (§6, §7).
+
+    ``write``: the client must be active (422 `client suspended`); ``require_active``: the
+    domain too (422 `domain not active`); ``lock`` serializes writers of this domain.
+    """
+    await _client(session, client_id, writable=write)
+    domain = await _domain(session, client_id, domain_id, for_update=lock)
+    if require_active and domain.status != "active":
+        raise Unprocessable("domain not active")
     return domain
 
 
@@ -129,16 +152,26 @@ async def replace_features(
 ) -> schemas.FeaturesReport:
     """Replace the list; report which services would need re-initialization (§7).
 
-    Services arrive with the services issue; until a domain can hold services both
-    lists are empty.
+    Every non-departed service whose stored `provided_features` no longer resolve to the
+    same `resolved_features` against the new *effective* schema (§8.3) needs
+    re-initialization; services themselves are not changed.
     """
     async with db.transaction() as session:
-        await _client(session, client_id, writable=True)
-        row = await _domain(session, client_id, domain_id, for_update=True)
+        row = await load_domain(session, client_id, domain_id, write=True, lock=True)
         resolution.ensure_valid_definitions(body.features)
-        row.features = _dump(body.features)
-        row.updated_at = utcnow()
+        dumped = _dump(body.features)
+        effective = await effective_schema(session, row, domain_features=dumped)
+        now = utcnow()
+        unchanged: list[str] = []
+        reinit: list[str] = []
+        services = ServiceRepository(session, client_id, domain_id)
+        for service in await services.not_departed(now):
+            result = resolution.resolve(effective.features, service.provided_features)
+            same = result.ok and result.resolved == service.resolved_features
+            (unchanged if same else reinit).append(service.service_id)
+        row.features = dumped
+        row.updated_at = now
         await session.flush()
         return schemas.FeaturesReport(
-            features=body.features, unchanged_services=[], reinit_required_services=[]
+            features=body.features, unchanged_services=unchanged, reinit_required_services=reinit
         )
