@@ -31,12 +31,16 @@ AfterCommit = Callable[[], None]
 _HOOKS_KEY = "pie.after_commit"
 
 
-def _sqlite_engine(settings: Settings, url: str, *, pool_size: int, begin: str) -> AsyncEngine:
+def _sqlite_engine(
+    settings: Settings, url: str, *, pool_size: int, begin: str | None
+) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=settings.database_pool_timeout,
+        # Readers run without a transaction, so there is nothing to reset on return.
+        pool_reset_on_return="rollback" if begin else None,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -52,9 +56,11 @@ def _sqlite_engine(settings: Settings, url: str, *, pool_size: int, begin: str) 
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+    if begin is not None:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
 
     return engine
 
@@ -72,8 +78,10 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.write_engine = _sqlite_engine(settings, url, pool_size=1, begin="BEGIN IMMEDIATE")
+            # Reads are single statements in autocommit mode: in WAL each sees a committed
+            # snapshot without BEGIN/ROLLBACK round trips through aiosqlite's thread.
             self.read_engine = _sqlite_engine(
-                settings, url, pool_size=settings.database_pool_size, begin="BEGIN"
+                settings, url, pool_size=settings.database_pool_size, begin=None
             )
             self._write_lock = asyncio.Lock()
         else:
@@ -105,10 +113,10 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only snapshot; nothing it does is committed."""
-        async with self._reader() as session, session.begin():
+        """For reads only. On SQLite each statement reads its own committed snapshot (no
+        BEGIN); on PostgreSQL the session's transaction is rolled back at the end."""
+        async with self._reader() as session:
             yield session
-            await session.rollback()
 
     async def ping(self) -> None:
         async with self.read() as session:
