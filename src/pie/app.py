@@ -29,6 +29,7 @@ from pie.jobs.metrics import JobMetrics
 from pie.jobs.routes import router as jobs_router
 from pie.registry.routes import router as registry_router
 from pie.settings import Settings
+from pie.subscriptions.routes import router as subscriptions_router
 from pie.tenancy.routes import router as tenancy_router
 from pie.tenant_services.routes import router as services_router
 
@@ -103,6 +104,7 @@ def create_app(
         system_router,
         registry_router,
         jobs_router,
+        subscriptions_router,
         tenancy_router,
         services_router,
         assignments_router,

@@ -121,6 +121,18 @@ PERMISSION_TABLE: dict[tuple[str, str], Access] = {
     ("POST", "/v2/models/{model_id}/versions/{model_version}/training"): Access(
         any_of=(P.RUN_TRAINING,)
     ),
+    # event subscriptions (§11)
+    ("POST", "/v2/models/{model_id}/event-subscriptions"): Access(any_of=(P.MANAGE_MODELS,)),
+    ("GET", "/v2/models/{model_id}/event-subscriptions"): Access(any_of=(P.READ_MODELS,)),
+    ("GET", "/v2/models/{model_id}/event-subscriptions/{subscription_id}"): Access(
+        any_of=(P.READ_MODELS,)
+    ),
+    ("PUT", "/v2/models/{model_id}/event-subscriptions/{subscription_id}"): Access(
+        any_of=(P.MANAGE_MODELS,)
+    ),
+    ("DELETE", "/v2/models/{model_id}/event-subscriptions/{subscription_id}"): Access(
+        any_of=(P.MANAGE_MODELS,)
+    ),
     # jobs (§4)
     ("GET", "/v2/jobs"): Access(any_of=(P.READ_MODELS,)),
     ("GET", "/v2/jobs/{job_id}"): Access(any_of=(P.READ_MODELS,), callback=True),

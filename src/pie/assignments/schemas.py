@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN, VERSION_MAX_LENGTH, VERSION_PATTERN
 
@@ -65,7 +65,7 @@ class AssignmentJobRequest(_In):
     input: dict[str, Any] = Field(
         default_factory=dict, description="Payload forwarded to the assigned model handler."
     )
-    subscribe: bool = Field(
+    subscribe: StrictBool = Field(
         False,
         description=(
             "When true for inference, stores this input as a model event subscription for "

@@ -29,7 +29,7 @@ from pie.errors import (
 )
 from pie.jobs import service as jobs
 from pie.registry.repository import ModelRepository, next_version_string
-from pie.registry.service import move_version
+from pie.registry.transitions import move_version
 from pie.settings import Settings
 from pie.tenancy.service import load_domain
 from pie.tenant_services.repository import ServiceRepository, departed

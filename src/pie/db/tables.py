@@ -294,3 +294,43 @@ class Assignment(Base):
             "assignment_id",
         ),
     )
+
+
+class Subscription(Base):
+    """An event subscription: when ``source`` does ``trigger_event``, run ``target``.
+
+    ``fingerprint`` hashes what the subscription depends on (contracts, else handlers);
+    ``dedupe_key`` makes `subscribe: true` idempotent per (model, input, context).
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source_model_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("models.id", ondelete="CASCADE")
+    )
+    trigger_event: Mapped[str] = mapped_column(String(32))
+    target_model_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("models.id", ondelete="CASCADE")
+    )
+    target_action: Mapped[str] = mapped_column(String(16))
+    input_source: Mapped[str] = mapped_column(String(16))
+    input: Mapped[dict[str, Any] | None] = mapped_column()
+    label: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    context: Mapped[dict[str, Any] | None] = mapped_column()
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    created_by: Mapped[str] = mapped_column(String(256))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    warnings: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_subscriptions_source_event_status", "source_model_id", "trigger_event", "status"),
+        Index("ix_subscriptions_target_model_id", "target_model_id"),
+        Index(
+            "ix_subscriptions_source_model_id_created_at_id", "source_model_id", "created_at", "id"
+        ),
+    )

@@ -22,15 +22,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pie.auth.principal import Permission, Principal
 from pie.core import jsonschema
 from pie.core.clock import utcnow
-from pie.core.ids import new_id
 from pie.core.pagination import Page, PageRequest
 from pie.db import tables
 from pie.db.database import Database, after_commit
-from pie.db.events import JOB_DONE, NEW_JOBS
+from pie.db.events import JOB_DONE
 from pie.db.rows import insert_unique
 from pie.errors import Conflict, Forbidden, Unprocessable, not_found
 from pie.jobs import schemas
 from pie.jobs.adapters import Adapters
+from pie.jobs.creation import Lineage as Lineage
+from pie.jobs.creation import Tenant as Tenant
+from pie.jobs.creation import check_input as check_input
+from pie.jobs.creation import create_job as create_job
 from pie.jobs.metrics import JOB_FINISHED_LOCAL
 from pie.jobs.repository import (
     IdempotencyRepository,
@@ -40,8 +43,10 @@ from pie.jobs.repository import (
     to_job,
 )
 from pie.registry.repository import ModelRepository
-from pie.registry.service import move_version
+from pie.registry.transitions import move_version
 from pie.settings import Settings
+from pie.subscriptions import firing
+from pie.subscriptions import service as subscriptions
 from pie.tenant_services.repository import end_initialization
 
 log = structlog.get_logger("pie.jobs")
@@ -116,99 +121,6 @@ async def remember(
 # -- creating jobs ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Tenant:
-    """Where a tenant-route job came from (API.md §10)."""
-
-    client_id: str
-    domain_id: str
-    service_id: str | None = None
-    assignment_id: str | None = None
-    assignment_key: str | None = None
-    service_features: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Lineage:
-    """What fired a job (subscriptions): its cause and chain depth."""
-
-    subscription_id: str | None = None
-    parent_job_id: str | None = None
-    depth: int = 0
-    trigger_output: dict[str, Any] | None = None
-
-
-def check_input(version: tables.ModelVersion, job_type: str, value: Any) -> None:
-    """422 with at most 20 ``path: message`` errors when the contract rejects ``value``."""
-    contract = (version.handler_contracts or {}).get(job_type) or {}
-    schema = contract.get("input_schema")
-    if schema is None:
-        return
-    errors = jsonschema.validate(schema, value, prefix="input")
-    if errors:
-        raise Unprocessable(f"input does not match the {job_type} input_schema", errors=errors)
-
-
-async def create_job(
-    db: Database,
-    session: AsyncSession,
-    *,
-    job_type: str,
-    version: tables.ModelVersion,
-    input: dict[str, Any],
-    created_by: str,
-    tenant: Tenant | None = None,
-    lineage: Lineage | None = None,
-    service_init: bool = False,
-) -> tables.Job:
-    """Insert a pending job for ``version`` and wake the dispatchers on commit.
-
-    ``service_init``: the job (re-)initializes ``tenant.service_id``, whose status follows
-    the job's end (§8.1).
-    """
-    now = utcnow()
-    lineage = lineage or Lineage()
-    context: dict[str, Any] = {
-        "assignment_key": tenant.assignment_key if tenant else None,
-        "service_features": tenant.service_features if tenant else None,
-        "trigger_output": lineage.trigger_output,
-        "training_output": version.training_output if job_type == "inference" else None,
-    }
-    if service_init:
-        context["service_init"] = True
-    row = tables.Job(
-        id=new_id(),
-        job_type=job_type,
-        status="pending",
-        model_id=version.model_id,
-        model_version=version.version,
-        handler=version.handlers[job_type],
-        handler_type=version.handlers[job_type]["type"],
-        input=input,
-        output=None,
-        error=None,
-        warnings=[],
-        context=context,
-        triggered_events=[],
-        assignment_id=tenant.assignment_id if tenant else None,
-        client_id=tenant.client_id if tenant else None,
-        domain_id=tenant.domain_id if tenant else None,
-        service_id=tenant.service_id if tenant else None,
-        subscription_id=lineage.subscription_id,
-        parent_job_id=lineage.parent_job_id,
-        depth=lineage.depth,
-        created_by=created_by,
-        attempt=0,
-        dispatch_failures=0,
-        next_attempt_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    await JobRepository(session).add(row)
-    await db.events.publish(session, NEW_JOBS)
-    return row
-
-
 async def _model_and_version(
     session: AsyncSession, model_id: str, version: str, *, lock: bool = False
 ) -> tuple[tables.Model, tables.ModelVersion]:
@@ -237,7 +149,7 @@ async def start_inference(
         remembered = await replay(session, idempotency, now)
         if remembered is not None:
             return remembered
-        _model, row = await _model_and_version(session, model_id, version)
+        model, row = await _model_and_version(session, model_id, version)
         if row.status != "active":
             raise Unprocessable(f"model version '{version}' is not active (status: {row.status})")
         check_input(row, "inference", body.input)
@@ -249,6 +161,15 @@ async def start_inference(
             input=body.input,
             created_by=who.subject,
         )
+        if body.subscribe:
+            await subscriptions.subscribe_in_txn(
+                session,
+                model=model,
+                input=body.input,
+                context=None,
+                created_by=who.subject,
+                job_id=job.id,
+            )
         accepted = Accepted(202, {"inference_job_id": job.id})
         return await remember(session, idempotency, accepted, now, settings.idempotency_ttl_seconds)
 
@@ -443,9 +364,22 @@ async def _finish(
         elif status == "success":
             version.training_output = output
             await session.flush()
-            await move_version(session, model, version, "active")
+            version = await move_version(session, model, version, "active")
+            # Fired jobs carry parent_job_id; the completion reports none for training (§4).
+            await firing.fire(
+                db,
+                session,
+                source=model,
+                event="training_complete",
+                activated=version,
+                trigger=job,
+            )
         else:
             await move_version(session, model, version, "failed")
+    if job.job_type == "inference" and status == "success" and model is not None:
+        job.triggered_events = await firing.fire(
+            db, session, source=model, event="inference_complete", trigger=job
+        )
     await _ended(session, job, now)
     await session.flush()
     await db.events.publish(session, JOB_DONE, job.id)

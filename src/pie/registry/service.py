@@ -27,6 +27,9 @@ from pie.registry.repository import (
     to_model,
     to_version,
 )
+from pie.registry.transitions import move_version
+from pie.subscriptions import firing
+from pie.subscriptions import service as subscriptions
 
 
 def _dump(value: Any) -> Any:
@@ -46,25 +49,6 @@ async def _locked_model(session: AsyncSession, model_id: str) -> tables.Model:
     if model is None:
         raise not_found("model", model_id)
     return model
-
-
-async def move_version(
-    session: AsyncSession, model: tables.Model, version: tables.ModelVersion, target: str
-) -> tables.ModelVersion:
-    """Apply one §3 transition (checked by the caller, under the model lock).
-
-    The first version to become `active` makes the model `active`.
-    """
-    moved = await ModelRepository(session).move_version(
-        version.model_id, version.version, current=version.status, target=target
-    )
-    if moved is None:
-        raise Conflict(f"version '{version.version}' changed concurrently; retry")
-    if target == "active" and model.status != "active":
-        model.status = "active"
-        model.updated_at = utcnow()
-        await session.flush()
-    return moved
 
 
 def list_handlers(implementations: Implementations) -> list[schemas.HandlerImplementation]:
@@ -152,6 +136,8 @@ async def update_model(
             model.handler_contracts = _dump_contracts(body.handler_contracts)
         model.updated_at = utcnow()
 
+        if {"handlers", "handler_contracts"} & given:
+            await subscriptions.reevaluate_in_txn(session, model)
         if model.status == "active":
             newest = await repository.newest_version(model.id)
             version = await repository.add_version(
@@ -221,13 +207,21 @@ async def set_version_status(
         row = await repository.get_version(model_id, version)
         if row is None:
             raise not_found("model version", version)
+        triggered: list[dict[str, object]] = []
         if row.status != body.status:
             if not lifecycle.can_move(row.status, body.status):
                 raise Unprocessable(
                     f"illegal status transition {row.status} → {body.status} "
                     f"for version '{version}'"
                 )
+            trained = row.status == "training" and body.status == "active"
             row = await move_version(session, model, row, body.status)
+            if trained:  # training → active fires `training_complete` subscriptions (§11.4)
+                triggered = await firing.fire(
+                    db, session, source=model, event="training_complete", activated=row
+                )
         return schemas.StatusChanged(
-            model=to_model(model), version=to_version(row), triggered_events=[]
+            model=to_model(model),
+            version=to_version(row),
+            triggered_events=[schemas.TriggeredEvent.model_validate(e) for e in triggered],
         )

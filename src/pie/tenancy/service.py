@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pie.assignments.freeze import effective_schema
@@ -56,6 +58,10 @@ async def load_domain(
     if require_active and domain.status != "active":
         raise Unprocessable("domain not active")
     return domain
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _dump(features: list[schemas.FeatureDefinition]) -> list[dict[str, object]]:
@@ -167,7 +173,10 @@ async def replace_features(
         services = ServiceRepository(session, client_id, domain_id)
         for service in await services.not_departed(now):
             result = resolution.resolve(effective.features, service.provided_features)
-            same = result.ok and result.resolved == service.resolved_features
+            # Compared as JSON: Python's == would call 1, 1.0 and true the same value.
+            same = result.ok and _canonical(result.resolved) == _canonical(
+                service.resolved_features
+            )
             (unchanged if same else reinit).append(service.service_id)
         row.features = dumped
         row.updated_at = now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,11 @@ from pie.tenancy import resolution
 from pie.tenancy.service import load_domain
 from pie.tenant_services import schemas
 from pie.tenant_services.repository import ServiceRepository, to_service
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Timestamps are stored and answered in UTC (§0), whatever offset the caller used."""
+    return moment.astimezone(UTC) if moment is not None else None
 
 
 async def _init_job(
@@ -82,7 +88,7 @@ async def init_service(
                 domain_id=domain_id,
                 service_id=body.service_id,
                 status="initializing" if effective.assignment is not None else "available",
-                departure_datetime=body.departure_datetime,
+                departure_datetime=_utc(body.departure_datetime),
                 provided_features=body.static_features,
                 resolved_features=resolved,
                 init_job_id=None,
@@ -184,7 +190,7 @@ async def update_service(
             )
             row.provided_features = body.static_features
         if "departure_datetime" in given:
-            row.departure_datetime = body.departure_datetime
+            row.departure_datetime = _utc(body.departure_datetime)
         row.updated_at = utcnow()
         await session.flush()
         return to_service(row)
