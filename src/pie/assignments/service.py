@@ -31,6 +31,7 @@ from pie.jobs import service as jobs
 from pie.registry.repository import ModelRepository, next_version_string
 from pie.registry.transitions import move_version
 from pie.settings import Settings
+from pie.subscriptions import service as subscriptions
 from pie.tenancy.service import load_domain
 from pie.tenant_services.repository import ServiceRepository, departed
 
@@ -144,6 +145,8 @@ async def _check_and_patch_services(
     known = {s.service_id for s in services}
     patches: dict[str, dict[str, object]] = {}
     for item in body.service_updates or []:
+        if item.service_id in patches:
+            raise Unprocessable(f"service_updates: service '{item.service_id}' is named twice")
         if item.service_id not in known:
             raise Unprocessable(
                 f"service_updates: service '{item.service_id}' does not exist or has departed"
@@ -162,6 +165,19 @@ async def _check_and_patch_services(
     await session.flush()
 
 
+async def _readable_scope(
+    session: AsyncSession, client_id: str, domain_id: str, service_id: str | None
+) -> AssignmentRepository:
+    """The scope's revisions, once its domain (and service) are known to exist (404)."""
+    await load_domain(session, client_id, domain_id, write=False)
+    if (
+        service_id is not None
+        and await ServiceRepository(session, client_id, domain_id).get(service_id) is None
+    ):
+        raise not_found("service", service_id)
+    return AssignmentRepository(session, client_id, domain_id, service_id)
+
+
 async def list_assignments(
     db: Database,
     client_id: str,
@@ -171,29 +187,16 @@ async def list_assignments(
     page: PageRequest,
 ) -> Page[schemas.Assignment]:
     async with db.read() as session:
-        await load_domain(session, client_id, domain_id, write=False)
-        if service_id is not None:
-            await _existing_service(session, client_id, domain_id, service_id)
-        return await AssignmentRepository(session, client_id, domain_id, service_id).page(
-            status, page
-        )
-
-
-async def _existing_service(
-    session: AsyncSession, client_id: str, domain_id: str, service_id: str
-) -> None:
-    if await ServiceRepository(session, client_id, domain_id).get(service_id) is None:
-        raise not_found("service", service_id)
+        scope = await _readable_scope(session, client_id, domain_id, service_id)
+        return await scope.page(status, page)
 
 
 async def get_assignment(
     db: Database, client_id: str, domain_id: str, service_id: str | None, key: str
 ) -> schemas.Assignment:
     async with db.read() as session:
-        await load_domain(session, client_id, domain_id, write=False)
-        if service_id is not None:
-            await _existing_service(session, client_id, domain_id, service_id)
-        row = await AssignmentRepository(session, client_id, domain_id, service_id).active(key)
+        scope = await _readable_scope(session, client_id, domain_id, service_id)
+        row = await scope.active(key)
         if row is None:
             raise not_found("active assignment", key)
         return to_assignment(row)
@@ -208,12 +211,8 @@ async def list_revisions(
     page: PageRequest,
 ) -> Page[schemas.Assignment]:
     async with db.read() as session:
-        await load_domain(session, client_id, domain_id, write=False)
-        if service_id is not None:
-            await _existing_service(session, client_id, domain_id, service_id)
-        return await AssignmentRepository(session, client_id, domain_id, service_id).revisions(
-            key, page
-        )
+        scope = await _readable_scope(session, client_id, domain_id, service_id)
+        return await scope.revisions(key, page)
 
 
 async def run_job(
@@ -261,7 +260,7 @@ async def run_job(
             if version is None:  # versions are never deleted; kept for safety
                 raise Unprocessable("no model assigned")
             jobs.check_input(version, "inference", body.input)
-            job = await jobs.create_job(
+            inference = await jobs.create_job(
                 db,
                 session,
                 job_type="inference",
@@ -270,6 +269,23 @@ async def run_job(
                 created_by=who.subject,
                 tenant=tenant,
             )
+            if body.subscribe:
+                model = await repository.get(assignment.model_id)
+                if model is not None:
+                    await subscriptions.subscribe_in_txn(
+                        session,
+                        model=model,
+                        input=body.input,
+                        context={
+                            "client_id": client_id,
+                            "domain_id": domain_id,
+                            "service_id": service_id,
+                            "assignment_key": key,
+                        },
+                        created_by=who.subject,
+                        job_id=inference.id,
+                    )
+            job = inference
         else:
             job = await _train_new_version(db, session, who, assignment, body, tenant)
         accepted = jobs.Accepted(202, {"job_id": job.id})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pie.registry.schemas import Handler, TriggeredEvent
 
@@ -20,7 +20,7 @@ class _In(BaseModel):
 
 class InferenceRequest(_In):
     input: dict[str, Any] = Field(default_factory=dict, description="The handler's input.")
-    subscribe: bool = Field(
+    subscribe: StrictBool = Field(
         False, description="Replay this input when a retrained version becomes active."
     )
 
