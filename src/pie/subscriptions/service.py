@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pie.auth.principal import Principal
@@ -137,6 +138,8 @@ async def update(
         if "input" in given:
             _check_input(row.input_source, body.input)
             row.input = body.input
+            if row.dedupe_key is not None:
+                row.dedupe_key = await _rekeyed(session, row)
         if "label" in given:
             row.label = body.label
         source, target = await _models(session, row.source_model_id, row.target_model_id)
@@ -163,6 +166,23 @@ async def delete(db: Database, who: Principal, model_id: str, subscription_id: s
         await SubscriptionRepository(session).delete(row)
 
 
+def _dedupe_key(model_id: str, input: Any, context: dict[str, Any] | None, created_by: str) -> str:
+    """(model, input, context); without a tenant context also the subscriber, since such a
+    subscription is visible to its creator only and must not be shared with a stranger."""
+    owner = created_by if context is None else None
+    return hashlib.sha256(
+        json.dumps([model_id, input, context, owner], sort_keys=True).encode()
+    ).hexdigest()
+
+
+async def _rekeyed(session: AsyncSession, row: tables.Subscription) -> str | None:
+    """A `subscribe: true` subscription whose input was edited stands for its new input
+    (unless another one already does): the old input is no longer stored anywhere."""
+    key = _dedupe_key(row.source_model_id, row.input, row.context, row.created_by)
+    other = await SubscriptionRepository(session).by_dedupe_key(key)
+    return key if other is None or other.id == row.id else None
+
+
 async def subscribe_in_txn(
     session: AsyncSession,
     *,
@@ -176,41 +196,45 @@ async def subscribe_in_txn(
 
     The same (model, input, context) subscribed twice yields the existing subscription.
     """
-    key = hashlib.sha256(
-        json.dumps([model.id, input, context], sort_keys=True).encode()
-    ).hexdigest()
+    key = _dedupe_key(model.id, input, context, created_by)
     repository = SubscriptionRepository(session)
     existing = await repository.by_dedupe_key(key)
     if existing is not None:
         return existing
     now = utcnow()
-    return await repository.add(
-        tables.Subscription(
-            id=new_id(),
-            source_model_id=model.id,
-            trigger_event="training_complete",
-            target_model_id=model.id,
-            target_action="inference",
+    row = tables.Subscription(
+        id=new_id(),
+        source_model_id=model.id,
+        trigger_event="training_complete",
+        target_model_id=model.id,
+        target_action="inference",
+        input_source="stored",
+        input=input,
+        label=f"replay of job {job_id}",
+        status="active",
+        context=context,
+        client_id=(context or {}).get("client_id"),
+        created_by=created_by,
+        fingerprint=fingerprints.fingerprint(
+            model,
+            model,
+            event="training_complete",
+            action="inference",
             input_source="stored",
-            input=input,
-            label=f"replay of job {job_id}",
-            status="active",
-            context=context,
-            client_id=(context or {}).get("client_id"),
-            created_by=created_by,
-            fingerprint=fingerprints.fingerprint(
-                model,
-                model,
-                event="training_complete",
-                action="inference",
-                input_source="stored",
-            ),
-            dedupe_key=key,
-            warnings=fingerprints.input_warnings(model, "inference", input),
-            created_at=now,
-            updated_at=now,
-        )
+        ),
+        dedupe_key=key,
+        warnings=fingerprints.input_warnings(model, "inference", input),
+        created_at=now,
+        updated_at=now,
     )
+    try:
+        async with session.begin_nested():  # a concurrent twin may commit the same key first
+            return await repository.add(row)
+    except IntegrityError:
+        existing = await repository.by_dedupe_key(key)
+        if existing is None:
+            raise
+        return existing
 
 
 async def reevaluate_in_txn(session: AsyncSession, model: tables.Model) -> None:
