@@ -152,55 +152,45 @@ class JobRepository:
 
     # -- dispatch -----------------------------------------------------------------------------
 
-    async def claim_due(
+    async def claim(
         self,
         *,
+        expired: bool,
         owner: str,
         limit: int,
         now: datetime,
         leased_until: datetime,
         timeouts: Mapping[str, timedelta],
     ) -> Sequence[tables.Job]:
-        """Take up to ``limit`` due pending jobs; SKIP LOCKED lets workers share the queue."""
-        due = (
-            select(tables.Job.id)
-            .with_hint(tables.Job, "INDEXED BY ix_jobs_due", "sqlite")
-            .where(
-                tables.Job.status == "pending",
-                tables.Job.leased_until.is_(None),
-                tables.Job.next_attempt_at <= now,
+        """Take up to ``limit`` jobs: due pending ones, or (``expired``) those whose holder
+        stopped renewing its lease. SKIP LOCKED lets any number of workers share the queue."""
+        job = tables.Job
+        if expired:
+            ids = (
+                select(job.id)
+                .where(
+                    job.leased_until.is_not(None),
+                    job.leased_until < now,
+                    job.status.in_(("pending", "started")),
+                )
+                .order_by(job.leased_until)
             )
-            .order_by(tables.Job.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return await self._take(
-            due, owner=owner, now=now, leased_until=leased_until, timeouts=timeouts
-        )
-
-    async def claim_expired(
-        self,
-        *,
-        owner: str,
-        limit: int,
-        now: datetime,
-        leased_until: datetime,
-        timeouts: Mapping[str, timedelta],
-    ) -> Sequence[tables.Job]:
-        """Take jobs whose holder stopped renewing its lease (a worker died)."""
-        expired = (
-            select(tables.Job.id)
-            .where(
-                tables.Job.leased_until.is_not(None),
-                tables.Job.leased_until < now,
-                tables.Job.status.in_(("pending", "started")),
+        else:
+            ids = (
+                select(job.id)
+                .where(
+                    job.status == "pending",
+                    job.leased_until.is_(None),
+                    job.next_attempt_at <= now,
+                )
+                .order_by(job.next_attempt_at)
             )
-            .order_by(tables.Job.leased_until)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         return await self._take(
-            expired, owner=owner, now=now, leased_until=leased_until, timeouts=timeouts
+            ids.limit(limit).with_for_update(skip_locked=True),
+            owner=owner,
+            now=now,
+            leased_until=leased_until,
+            timeouts=timeouts,
         )
 
     async def _take(
@@ -254,22 +244,15 @@ class JobRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def renew(self, held: Collection[tuple[str, int]], *, leased_until: datetime) -> None:
+    async def set_leases(
+        self, held: Collection[tuple[str, int]], *, leased_until: datetime
+    ) -> None:
+        """Renew (a later time) or give back (now) the leases of jobs this worker holds."""
         for job_id, attempt in held:
             await self.session.execute(
                 update(tables.Job)
                 .where(tables.Job.id == job_id, tables.Job.attempt == attempt)
                 .values(leased_until=leased_until)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def release(self, held: Collection[tuple[str, int]], *, now: datetime) -> None:
-        """Give leases back (graceful shutdown): the jobs become claimable at once."""
-        for job_id, attempt in held:
-            await self.session.execute(
-                update(tables.Job)
-                .where(tables.Job.id == job_id, tables.Job.attempt == attempt)
-                .values(leased_until=now)
                 .execution_options(synchronize_session=False)
             )
 

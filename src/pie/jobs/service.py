@@ -511,12 +511,18 @@ async def claim(
     until = now + timedelta(seconds=settings.lease_seconds)
     async with db.transaction() as session:
         repository = JobRepository(session)
-        take = repository.claim_expired if expired else repository.claim_due
         timeouts = {
             "training": timedelta(seconds=settings.training_timeout_seconds),
             "inference": timedelta(seconds=settings.inference_timeout_seconds),
         }
-        rows = await take(owner=owner, limit=limit, now=now, leased_until=until, timeouts=timeouts)
+        rows = await repository.claim(
+            expired=expired,
+            owner=owner,
+            limit=limit,
+            now=now,
+            leased_until=until,
+            timeouts=timeouts,
+        )
         claimed = []
         for row in rows:
             claimed.append(
@@ -619,14 +625,14 @@ async def renew_leases(db: Database, settings: Settings, held: list[tuple[str, i
         return
     until = utcnow() + timedelta(seconds=settings.lease_seconds)
     async with db.transaction() as session:
-        await JobRepository(session).renew(held, leased_until=until)
+        await JobRepository(session).set_leases(held, leased_until=until)
 
 
 async def release_leases(db: Database, held: list[tuple[str, int]]) -> None:
     if not held:
         return
     async with db.transaction() as session:
-        await JobRepository(session).release(held, now=utcnow())
+        await JobRepository(session).set_leases(held, leased_until=utcnow())
 
 
 async def expire_overdue(db: Database, *, limit: int = 100) -> int:
