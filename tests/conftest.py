@@ -27,6 +27,7 @@ from pie.app import create_app
 from pie.db import tables
 from pie.db.database import Database
 from pie.db.migrate import upgrade
+from pie.jobs.dispatcher import Dispatcher
 from pie.settings import Settings
 
 POSTGRES_URL = os.environ.get("PIE_TEST_POSTGRES_URL")
@@ -101,7 +102,19 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", metrics="admin")
+    """Fast dispatcher timings, so retry and lease tests run in well under a second."""
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        metrics="admin",
+        dispatcher_poll_seconds=0.05,
+        lease_seconds=2,
+        aws_connect_timeout_seconds=0.5,
+        aws_read_timeout_seconds=1,
+        dispatch_backoff_seconds=0.05,
+        dispatch_backoff_cap_seconds=0.2,
+        public_url="http://pie.test",
+    )
 
 
 @pytest.fixture
@@ -117,7 +130,19 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def app(settings: Settings, db: Database) -> FastAPI:
-    return create_app(settings, database=db)
+    """The app without its embedded dispatcher: jobs stay pending unless a test asks for
+    the ``dispatcher`` fixture."""
+    return create_app(settings, database=db, dispatcher=False)
+
+
+@pytest.fixture
+async def dispatcher(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[Dispatcher]:
+    """A dispatcher running in this event loop against the test database."""
+    running = Dispatcher(settings, db, app.state.adapters, concurrency=4)
+    task = asyncio.create_task(running.run())
+    yield running
+    await running.stop()
+    await asyncio.wait_for(task, timeout=30)
 
 
 @pytest.fixture

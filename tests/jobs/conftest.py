@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from pie.app import create_app
 from pie.db.database import Database
-from pie.jobs.dispatcher import Dispatcher
 from pie.settings import Settings
 from tests.jobs.factories import Models
 
@@ -40,22 +37,6 @@ def gate() -> Gate:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Any) -> Settings:
-    """Fast dispatcher timings so retry and lease tests run in well under a second."""
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        dispatcher_poll_seconds=0.05,
-        lease_seconds=2,
-        aws_connect_timeout_seconds=0.5,
-        aws_read_timeout_seconds=1,
-        dispatch_backoff_seconds=0.05,
-        dispatch_backoff_cap_seconds=0.2,
-        public_url="http://pie.test",
-    )
-
-
-@pytest.fixture
 def implementations(gate: Gate) -> dict[str, Callable[[dict[str, Any]], Any]]:
     return {"gate": gate}
 
@@ -67,23 +48,6 @@ def app(
     implementations: dict[str, Callable[[dict[str, Any]], Any]],
 ) -> FastAPI:
     return create_app(settings, database=db, implementations=implementations, dispatcher=False)
-
-
-@pytest.fixture
-async def dispatcher(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[Dispatcher]:
-    """A dispatcher running in this event loop against the test database."""
-    running = Dispatcher(settings, db, app.state.adapters, concurrency=4)
-    task = asyncio.create_task(running.run())
-    yield running
-    await running.stop()
-    await asyncio.wait_for(task, timeout=30)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pie.test") as http:
-        yield http
 
 
 @pytest.fixture

@@ -1,57 +1,20 @@
-"""Service fixtures: an app without its own dispatcher, a test-controlled one, a tenant."""
+"""Service fixtures: a dispatcher started when the test says so, and a tenant (the app and
+the ``dispatcher`` fixture come from ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from pie.app import create_app
 from pie.db.database import Database
 from pie.jobs.dispatcher import Dispatcher
 from pie.settings import Settings
 from tests import tokens
 from tests.tenant_services.factories import Tenant
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Fast dispatcher timings: a new job is picked up within a few milliseconds."""
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        dispatcher_poll_seconds=0.05,
-        dispatch_backoff_seconds=0.05,
-        dispatch_backoff_cap_seconds=0.2,
-        public_url="http://pie.test",
-    )
-
-
-@pytest.fixture
-def app(settings: Settings, db: Database) -> FastAPI:
-    """No embedded dispatcher: jobs stay `pending` unless a test runs ``dispatcher``."""
-    return create_app(settings, database=db, dispatcher=False)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pie.test") as http:
-        yield http
-
-
-@pytest.fixture
-async def dispatcher(app: FastAPI, settings: Settings, db: Database) -> AsyncIterator[Dispatcher]:
-    """A real dispatcher running in this event loop against the test database."""
-    running = Dispatcher(settings, db, app.state.adapters, concurrency=4)
-    task = asyncio.create_task(running.run())
-    yield running
-    await running.stop()
-    await asyncio.wait_for(task, timeout=30)
 
 
 class LazyDispatcher:
