@@ -29,6 +29,15 @@ from tests.jobs.factories import (
 )
 
 
+async def reclaimed(db: Database, settings: Settings) -> tuple[service.Claimed, service.Claimed]:
+    """Claim the one due job with a 1 s lease, let it lapse, and claim it again."""
+    short = settings.model_copy(update={"lease_seconds": 1.0})
+    [stale] = await service.claim(db, short, owner="slow", limit=1)
+    await asyncio.sleep(1.1)
+    [fresh] = await service.claim(db, short, owner="fast", limit=1, expired=True)
+    return stale, fresh
+
+
 class Counting:
     """Records every job id it runs (from any thread)."""
 
@@ -185,10 +194,7 @@ class TestLeases:
     ) -> None:
         model_id = await models.create()
         job_id = await start_inference(client, admin, model_id)
-        short = settings.model_copy(update={"lease_seconds": 1.0})
-        [stale] = await service.claim(db, short, owner="slow", limit=1)
-        await asyncio.sleep(1.1)
-        [fresh] = await service.claim(db, short, owner="fast", limit=1, expired=True)
+        stale, fresh = await reclaimed(db, settings)
         assert fresh.job_id == job_id
         assert fresh.attempt == stale.attempt + 1
         before = await get_job(client, admin, job_id)
@@ -216,10 +222,7 @@ class TestLeases:
     ) -> None:
         model_id = await models.create()
         job_id = await start_inference(client, admin, model_id)
-        short = settings.model_copy(update={"lease_seconds": 1.0})
-        [stale] = await service.claim(db, short, owner="slow", limit=1)
-        await asyncio.sleep(1.1)
-        await service.claim(db, short, owner="fast", limit=1, expired=True)
+        stale, _fresh = await reclaimed(db, settings)
         await service.retry_later(db, settings, stale, "boom", fatal=True)
         assert await service.finish_attempt(db, stale, "failure", error={"code": "x"}) is None
         job = await get_job(client, admin, job_id)
