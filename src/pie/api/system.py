@@ -6,22 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel
 
 from pie import __version__
 from pie.api.deps import DbDep
 from pie.api.errors import ErrorEnvelope, error_responses
 from pie.auth.permissions import PieRoute, public, require
 from pie.auth.principal import Permission, Principal
+from pie.core.schemas import Health
 from pie.errors import ServiceUnavailable
 from pie.settings import Settings
 
 router = APIRouter(prefix="/v2", route_class=PieRoute, tags=["system"])
-
-
-class Health(BaseModel):
-    status: str
-    version: str
 
 
 @router.get("/health", dependencies=[public()])
