@@ -29,6 +29,7 @@ from pie.db.database import Database
 from pie.db.migrate import upgrade
 from pie.jobs.dispatcher import Dispatcher
 from pie.settings import Settings
+from tests.live import LiveServer, running_server
 
 POSTGRES_URL = os.environ.get("PIE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"]
@@ -163,3 +164,11 @@ def admin(settings: Settings) -> dict[str, str]:
     from tests import tokens
 
     return tokens.admin(settings)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One real `pie serve` (SQLite, embedded dispatcher) per test worker; tests share it,
+    so they create uniquely named objects."""
+    with running_server(tmp_path_factory.mktemp("live")) as server:
+        yield server

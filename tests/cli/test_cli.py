@@ -6,15 +6,11 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import jwt
-import pytest
 from typer.testing import CliRunner
 
 from pie.auth.principal import TENANT_PERMISSIONS, Permission
@@ -22,6 +18,7 @@ from pie.auth.tokens import TokenVerifier
 from pie.cli import app
 from pie.db.migrate import head_revision
 from pie.settings import Settings
+from tests.live import free_port, wait_ready
 
 ROOT = Path(__file__).parents[2]
 runner = CliRunner()
@@ -92,29 +89,9 @@ class TestDb:
         assert (tmp_path / "pie.db").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited early with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("server did not become ready")
-
-
 def test_make_run_serves_and_its_curl_line_works(tmp_path: Path) -> None:
     """README: `make run` starts PIE on SQLite and prints a curl line that works."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PIE_DATA_DIR": str(tmp_path / "data")}
     process = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"PORT={port}"],
@@ -134,7 +111,7 @@ def test_make_run_serves_and_its_curl_line_works(tmp_path: Path) -> None:
                 break
         assert curl_line is not None, "make run printed no curl line"
         assert re.search(rf"http://127\.0\.0\.1:{port}/v2/clients", curl_line)
-        _wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_ready(f"http://127.0.0.1:{port}", process)
         result = subprocess.run(
             ["bash", "-c", curl_line + " -w '\\n%{http_code}'"],
             capture_output=True,

@@ -12,9 +12,7 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -27,17 +25,11 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL
+from tests.live import free_port, mint, start, stop, wait_ready
 
 JOBS = 2000
 WORKER_CONCURRENCY = 8
 CONCURRENT_SUBMITTERS = 16
-PIE = str(Path(sys.executable).parent / "pie")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _dsn(url: str) -> str:
@@ -62,23 +54,6 @@ def crash_database() -> Iterator[str]:
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as handle:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [PIE, *args], env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _finished(log: Path) -> Counter[str]:
     counts: Counter[str] = Counter()
     for line in log.read_text(errors="replace").splitlines():
@@ -93,7 +68,7 @@ def _finished(log: Path) -> Counter[str]:
 
 
 def test_killed_worker_loses_and_duplicates_nothing(crash_database: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -105,30 +80,19 @@ def test_killed_worker_loses_and_duplicates_nothing(crash_database: str, tmp_pat
         "PIE_LOG_FORMAT": "json",
         "PIE_LOG_LEVEL": "INFO",
     }
-    api = _start(["serve", "--no-dispatcher", "--port", str(port)], env, tmp_path / "api.log")
+    api = start(["serve", "--no-dispatcher", "--port", str(port)], env, tmp_path / "api.log")
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert api.poll() is None, (tmp_path / "api.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "API did not start"
-            time.sleep(0.2)
+        wait_ready(base, api, tmp_path / "api.log")
         for name in ("a", "b"):
             workers.append(
-                _start(
+                start(
                     ["worker", "--concurrency", str(WORKER_CONCURRENCY)],
                     env,
                     tmp_path / f"worker-{name}.log",
                 )
             )
-        token = subprocess.run(
-            [PIE, "token", "--admin"], env=env, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        token = mint(env, "--admin")
         acknowledged, figures = asyncio.run(_submit_and_kill(base, token, workers[0]))
         assert len(acknowledged) == JOBS
 
@@ -136,7 +100,7 @@ def test_killed_worker_loses_and_duplicates_nothing(crash_database: str, tmp_pat
         assert set(statuses) == set(acknowledged), "an acknowledged job is missing"
         assert Counter(status for status, _attempt in statuses.values()) == {"success": JOBS}
         for process in workers[1:]:
-            _stop(process)
+            stop(process)
         finished = _finished(tmp_path / "worker-a.log") + _finished(tmp_path / "worker-b.log")
         duplicated = {job: n for job, n in finished.items() if n > 1}
         assert not duplicated, f"jobs completed twice: {list(duplicated)[:5]}"
@@ -155,7 +119,7 @@ def test_killed_worker_loses_and_duplicates_nothing(crash_database: str, tmp_pat
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        _stop(api)
+        stop(api)
 
 
 async def _submit_and_kill(

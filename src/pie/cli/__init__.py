@@ -1,4 +1,4 @@
-"""The ``pie`` command: serve, token, db."""
+"""The ``pie`` command: serve, worker, token, db; demo and the resource commands."""
 
 import asyncio
 from pathlib import Path
@@ -183,6 +183,14 @@ def db_current(data_dir: DataDirOption = None, database_url: DatabaseUrlOption =
     typer.echo(f"current: {current or '(empty)'}\nhead:    {head}")
     if current != head:
         raise typer.Exit(1)
+
+
+# The remote commands live in their own modules and talk to a server through pie.sdk.
+from pie.cli import client as _client  # noqa: E402
+from pie.cli import demo as _demo  # noqa: E402
+
+_client.register(app)
+_demo.register(app)
 
 
 def main() -> None:
