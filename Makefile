@@ -8,7 +8,7 @@ PORT ?= 8000
 PIE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint typecheck unit docs clean
+.PHONY: venv run demo test lint typecheck unit docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,17 @@ run: venv
 	@token=$$($(BIN)/pie token --admin --subject local-admin --ttl 86400) && \
 	  echo "" && \
 	  echo "PIE is starting on http://$(HOST):$(PORT) (SQLite in $${PIE_DATA_DIR:-./.pie}, local auth)." && \
-	  echo "Admin token (valid 24 h):" && echo "  $$token" && \
+	  echo "Admin token (valid 24 h); for the README's examples paste:" && \
+	  echo "  export PIE_URL=http://$(HOST):$(PORT) PIE_TOKEN=$$token" && \
 	  echo "Try it:" && \
 	  echo "  curl -s -H 'Authorization: Bearer $$token' http://$(HOST):$(PORT)/v2/clients" && \
+	  echo "Or, in a second terminal, run the guided demo: make demo" && \
 	  echo ""
 	$(BIN)/pie serve --host $(HOST) --port $(PORT)
+
+# The guided tour of a full flow, against the server `make run` started (see README).
+demo: venv
+	$(BIN)/pie demo --url http://$(HOST):$(PORT)
 
 lint: venv
 	$(BIN)/ruff format --check src tests
