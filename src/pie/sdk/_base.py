@@ -66,7 +66,7 @@ class Call(Generic[T]):
     timeout: float | None = None
     """Overrides the client's read timeout (long-polls wait longer than a request)."""
     replayable: bool = False
-    """A POST the server answers identically when repeated (job completion)."""
+    """A POST the server answers identically when repeated (completion, same status)."""
 
     @property
     def retryable(self) -> bool:

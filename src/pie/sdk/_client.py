@@ -66,7 +66,8 @@ class PieClient(_Client[SyncRunner]):
 
     Failed calls raise `APIStatusError` subclasses. Idempotent calls (GET, PUT, DELETE,
     completion, and job starts, which always carry an ``Idempotency-Key``) are retried on
-    5xx and connection errors with exponential backoff, ``max_retries`` times.
+    5xx and connection errors with exponential backoff, ``max_retries`` times; ``retry``
+    replaces that policy whole (its own ``max_retries``, delays and cap).
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class PieClient(_Client[SyncRunner]):
         max_retries: int = 3,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -85,7 +87,7 @@ class PieClient(_Client[SyncRunner]):
             timeout=timeout,
             transport=transport,
         )
-        super().__init__(SyncRunner(self.http, RetryPolicy(max_retries=max_retries)))
+        super().__init__(SyncRunner(self.http, retry or RetryPolicy(max_retries=max_retries)))
 
     def close(self) -> None:
         self.http.close()
@@ -120,6 +122,7 @@ class AsyncPieClient(_Client[AsyncRunner]):
         max_retries: int = 3,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -127,7 +130,7 @@ class AsyncPieClient(_Client[AsyncRunner]):
             timeout=timeout,
             transport=transport,
         )
-        super().__init__(AsyncRunner(self.http, RetryPolicy(max_retries=max_retries)))
+        super().__init__(AsyncRunner(self.http, retry or RetryPolicy(max_retries=max_retries)))
 
     async def aclose(self) -> None:
         await self.http.aclose()

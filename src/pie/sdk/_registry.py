@@ -113,6 +113,7 @@ class Versions(Resource[R]):
             one(StatusChanged),
             path={"model_id": model_id, "model_version": version},
             body={"status": status},
+            replayable=True,
         )
 
 
