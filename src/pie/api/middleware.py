@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: body-size limit, request id + access log + latency metrics."""
+"""Pure-ASGI middleware: body-size limit; request id, security headers, access log, latency."""
 
 from __future__ import annotations
 
@@ -117,6 +117,7 @@ class RequestContextMiddleware:
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
+                    *_security_headers(scope, message.get("headers", [])),
                 ]
             await send(message)
 
@@ -135,6 +136,33 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round(elapsed * 1000, 2),
                 )
+
+
+_ALWAYS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+# JSON never needs to load anything; the docs page loads Swagger UI's assets, so it keeps
+# the browser default instead of a policy that would break it.
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+def _security_headers(
+    scope: Scope, present: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """Headers every answer carries; a response that set one itself keeps its own."""
+    names = {name.lower() for name, _ in present}
+    extra = list(_ALWAYS)
+    if not scope["path"].endswith("/docs"):
+        extra.append(_API_CSP)
+    # API answers are per caller (tenant data): no shared cache may keep them.
+    extra.append((b"cache-control", b"no-store"))
+    if scope.get("scheme") == "https":  # only meaningful over TLS (proxy headers honoured)
+        extra.append(_HSTS)
+    return [(name, value) for name, value in extra if name not in names]
 
 
 def _route_template(scope: Scope) -> str:
