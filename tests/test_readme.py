@@ -28,6 +28,13 @@ def _error_example() -> tuple[str, dict[str, object]]:
     return script, json.loads(promised.replace("[...]", "[]"))
 
 
+def _sdk_example() -> str:
+    start = README.index("## Python SDK")
+    block = re.compile(r"```python\n(.*?)```", re.S).search(README, start)
+    assert block is not None
+    return block.group(1)
+
+
 def _run(script: str, env: dict[str, str]) -> list[str]:
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -69,3 +76,10 @@ def test_quickstart_blocks_run_as_written(tmp_path: Path) -> None:
         assert body["success"] is False
         assert body["message"] == promised["message"]
         assert body["errors"]
+
+        # The SDK example runs on the state the quick start left behind.
+        printed: list[tuple[object, ...]] = []
+        code = _sdk_example().replace("http://127.0.0.1:8000", server.url)
+        exec(code, {"token": server.admin_token, "print": lambda *a: printed.append(a)})  # noqa: S102
+        assert printed[0] == ("success", {"features": [1.0, 2.0]})
+        assert ("model_price_reco_v1", "Price recommendation") in printed[1:]
