@@ -14,7 +14,11 @@ from prometheus_client import CollectorRegistry
 
 from pie import __version__
 from pie.api import errors
-from pie.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from pie.api.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    RequestGuardMiddleware,
+)
 from pie.api.system import metrics_router
 from pie.api.system import router as system_router
 from pie.assignments.routes import router as assignments_router
@@ -116,6 +120,11 @@ def create_app(
             app.router.routes.extend(router.routes)
 
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        timeout=settings.request_timeout_seconds,
+        limit=settings.max_concurrent_requests,
+    )
     app.add_middleware(RequestContextMiddleware, registry=registry)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     check_routes_declare_access(app)

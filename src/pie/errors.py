@@ -112,6 +112,9 @@ class ServiceUnavailable(PieError):
     status_code = 503
     description = "Temporarily unavailable (database down or busy)"
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
 
 def not_found(kind: str, ident: str) -> NotFound:
     return NotFound(f"{kind} '{ident}' not found")

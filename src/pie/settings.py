@@ -48,6 +48,14 @@ class Settings(BaseSettings):
             "commit); NORMAL survives a process crash only."
         ),
     )
+    database_statement_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "PostgreSQL `statement_timeout` and `idle_in_transaction_session_timeout` of "
+            "PIE's connections (0 = none; `pie db upgrade` always runs without)."
+        ),
+    )
     sqlite_busy_timeout_ms: int = Field(
         5000, ge=0, description="How long SQLite waits for another process's write lock."
     )
@@ -97,6 +105,19 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="`pie serve` port.")
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest request body accepted (413 above it)."
+    )
+    request_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "A request not answered in this time gets 503 and its work is cancelled (its "
+            "transaction rolls back); a long-poll's `wait` is added to it."
+        ),
+    )
+    max_concurrent_requests: int = Field(
+        1000,
+        ge=1,
+        description="Requests handled at once per process; more get 503 with `Retry-After`.",
     )
     metrics: Literal["off", "public", "admin"] = Field(
         "admin",

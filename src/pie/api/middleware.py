@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import HTTPException
@@ -23,17 +25,19 @@ class _TooLarge(HTTPException):
         super().__init__(status_code=413, detail="request body too large")
 
 
-def _envelope(status: int, message: str) -> tuple[Message, Message]:
+def _envelope(
+    status: int, message: str, *, close: bool = True, retry_after: int | None = None
+) -> tuple[Message, Message]:
     body = json.dumps({"success": False, "message": message}).encode()
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ],
-    }
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
     return start, {"type": "http.response.body", "body": body}
 
 
@@ -84,6 +88,64 @@ class BodyLimitMiddleware:
             await send(message)
 
         await self.app(scope, limited_receive, guarded_send)
+
+
+_LONG_POLL = re.compile(r"^/v2/jobs/[^/]+$")
+_MAX_WAIT = 60.0
+
+
+class RequestGuardMiddleware:
+    """Bounds every request: at most ``limit`` at once, and an answer within ``timeout``.
+
+    Over the concurrency limit a request gets 503 with ``Retry-After`` at once, before any
+    work. A request with no response started after ``timeout`` seconds is cancelled (its
+    transaction rolls back: nothing half-written) and answered 503; the job long-poll's
+    ``wait`` is added to its budget. Once a response has started it is left to finish.
+    """
+
+    def __init__(self, app: ASGIApp, timeout: float, limit: int) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.slots.locked():
+            for message in _envelope(503, "server busy, retry later", retry_after=1):
+                await send(message)
+            return
+        started = False
+        async with self.slots:
+            try:
+                async with asyncio.timeout(self._budget(scope)) as deadline:
+
+                    async def watched_send(message: Message) -> None:
+                        nonlocal started
+                        if message["type"] == "http.response.start":
+                            started = True
+                            deadline.reschedule(None)
+                        await send(message)
+
+                    await self.app(scope, receive, watched_send)
+            except TimeoutError:
+                if not deadline.expired() or started:
+                    raise
+                log.warning("request_timed_out", path=scope["path"], after_s=self.timeout)
+                for message in _envelope(503, "request timed out", retry_after=1):
+                    await send(message)
+
+    def _budget(self, scope: Scope) -> float:
+        if scope["method"] != "GET" or not _LONG_POLL.match(scope["path"]):
+            return self.timeout
+        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+            if name == "wait":
+                try:
+                    return self.timeout + min(max(float(value), 0.0), _MAX_WAIT)
+                except ValueError:
+                    break
+        return self.timeout
 
 
 class RequestContextMiddleware:

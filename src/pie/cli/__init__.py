@@ -37,7 +37,8 @@ async def _migrate(settings: Settings) -> str | None:
     from pie.db.database import Database
     from pie.db.migrate import current_revision, upgrade
 
-    db = Database(settings)
+    # Migrations may legitimately run longer than any request: no statement timeout.
+    db = Database(settings.model_copy(update={"database_statement_timeout_seconds": 0}))
     try:
         await upgrade(db.write_engine)
         return await current_revision(db.write_engine)
@@ -73,6 +74,9 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        # On SIGTERM, open requests (long-polls included) get this long to finish before
+        # the lifespan shutdown drains the dispatcher.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
     )
 
 

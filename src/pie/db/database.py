@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from pie.db.events import Events
+from pie.errors import ServiceUnavailable
 from pie.settings import Settings
 
 AfterCommit = Callable[[], None]
@@ -73,6 +74,7 @@ class Database:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         self._write_lock: asyncio.Lock | None = None
+        self._lock_timeout = settings.database_pool_timeout
         if self.dialect == "sqlite":
             database = make_url(url).database
             if database and database != ":memory:":
@@ -85,12 +87,21 @@ class Database:
             )
             self._write_lock = asyncio.Lock()
         else:
+            timeout_ms = str(int(settings.database_statement_timeout_seconds * 1000))
             self.write_engine = create_async_engine(
                 url,
                 pool_size=settings.database_pool_size,
                 max_overflow=0,
                 pool_timeout=settings.database_pool_timeout,
                 pool_pre_ping=True,
+                # A runaway statement or a transaction left open must not hold locks and
+                # connections forever; the server ends them ("0" disables both).
+                connect_args={
+                    "server_settings": {
+                        "statement_timeout": timeout_ms,
+                        "idle_in_transaction_session_timeout": timeout_ms,
+                    }
+                },
             )
             self.read_engine = self.write_engine
         self.events = Events(url)
@@ -103,7 +114,13 @@ class Database:
         hooks: list[AfterCommit] = []
         async with contextlib.AsyncExitStack() as stack:
             if self._write_lock is not None:
-                await stack.enter_async_context(self._write_lock)
+                # The queue for SQLite's one writer is bounded like a pool checkout.
+                try:
+                    async with asyncio.timeout(self._lock_timeout):
+                        await self._write_lock.acquire()
+                except TimeoutError:
+                    raise ServiceUnavailable("database busy, retry later") from None
+                stack.callback(self._write_lock.release)
             session = await stack.enter_async_context(self._writer())
             session.info[_HOOKS_KEY] = hooks
             async with session.begin():
