@@ -29,14 +29,10 @@ from pie.db.database import Database
 from pie.db.migrate import upgrade
 from pie.jobs.dispatcher import Dispatcher
 from pie.settings import Settings
-from tests.live import LiveServer, running_server
+from tests.live import LiveServer, asyncpg_dsn, running_server
 
 POSTGRES_URL = os.environ.get("PIE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgres"]
-
-
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +55,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 async def _admin_execute(statement: str) -> None:
     assert POSTGRES_URL
-    connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    connection = await asyncpg.connect(asyncpg_dsn(POSTGRES_URL))
     try:
         await connection.execute(statement)
     finally:
@@ -172,3 +168,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     so they create uniquely named objects."""
     with running_server(tmp_path_factory.mktemp("live")) as server:
         yield server
+
+
+@pytest.fixture
+def own_postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for tests that run real `pie` processes on it."""
+    if not POSTGRES_URL:
+        pytest.skip("PIE_TEST_POSTGRES_URL is not set (make test sets it)")
+    name = f"pie_e2e_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
 PIE = str(Path(sys.executable).parent / "pie")
 
@@ -106,3 +111,45 @@ def running_server(
         yield LiveServer(url, env, mint(env, "--admin"), log, process)
     finally:
         stop(process)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy URL as a plain libpq DSN (what asyncpg and psql take)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def finished_lines(log: Path) -> Counter[str]:
+    """``job_finished`` log lines per job: written after a completion commits, so two for
+    one job would mean it was completed twice."""
+    counts: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        if '"job_finished"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        counts[record["job_id"]] += 1
+    return counts
+
+
+async def wait_all_terminal(
+    url: str, ids: list[str], within: float = 180
+) -> dict[str, tuple[str, int]]:
+    """Poll PostgreSQL until every job in ``ids`` is terminal: id → (status, attempt)."""
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            rows = await connection.fetch(
+                "SELECT id, status, attempt FROM jobs WHERE id = ANY($1::text[])", ids
+            )
+            statuses = {r["id"]: (r["status"], r["attempt"]) for r in rows}
+            if len(statuses) == len(ids) and all(
+                s in ("success", "failure", "cancelled") for s, _a in statuses.values()
+            ):
+                return statuses
+            assert time.monotonic() < deadline, "jobs did not all reach a terminal state"
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()

@@ -9,70 +9,37 @@ the completion, so two of them for one job would mean two completions).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
-import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
-import pytest
-from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_URL
-from tests.live import free_port, mint, start, stop, wait_ready
+from tests.live import (
+    finished_lines,
+    free_port,
+    mint,
+    start,
+    stop,
+    wait_all_terminal,
+    wait_ready,
+)
 
 JOBS = 2000
 WORKER_CONCURRENCY = 8
 CONCURRENT_SUBMITTERS = 16
 
 
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def crash_database() -> Iterator[str]:
-    if not POSTGRES_URL:
-        pytest.skip("PIE_TEST_POSTGRES_URL is not set (make test sets it)")
-    name = f"pie_crash_{uuid.uuid4().hex[:10]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(_dsn(POSTGRES_URL))
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _finished(log: Path) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for line in log.read_text(errors="replace").splitlines():
-        if '"job_finished"' not in line:
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        counts[record["job_id"]] += 1
-    return counts
-
-
-def test_killed_worker_loses_and_duplicates_nothing(crash_database: str, tmp_path: Path) -> None:
+def test_killed_worker_loses_and_duplicates_nothing(
+    own_postgres_database: str, tmp_path: Path
+) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "PIE_DATABASE_URL": crash_database,
+        "PIE_DATABASE_URL": own_postgres_database,
         "PIE_DATA_DIR": str(tmp_path / "data"),
         "PIE_LEASE_SECONDS": "3",
         "PIE_AWS_CONNECT_TIMEOUT_SECONDS": "0.5",
@@ -96,12 +63,14 @@ def test_killed_worker_loses_and_duplicates_nothing(crash_database: str, tmp_pat
         acknowledged, figures = asyncio.run(_submit_and_kill(base, token, workers[0]))
         assert len(acknowledged) == JOBS
 
-        statuses = asyncio.run(_wait_all_terminal(crash_database, acknowledged))
+        statuses = asyncio.run(wait_all_terminal(own_postgres_database, acknowledged))
         assert set(statuses) == set(acknowledged), "an acknowledged job is missing"
         assert Counter(status for status, _attempt in statuses.values()) == {"success": JOBS}
         for process in workers[1:]:
             stop(process)
-        finished = _finished(tmp_path / "worker-a.log") + _finished(tmp_path / "worker-b.log")
+        finished = finished_lines(tmp_path / "worker-a.log") + finished_lines(
+            tmp_path / "worker-b.log"
+        )
         duplicated = {job: n for job, n in finished.items() if n > 1}
         assert not duplicated, f"jobs completed twice: {list(duplicated)[:5]}"
         # SIGKILL can land between a completion's commit and its log line: at most the
@@ -166,22 +135,3 @@ async def _submit_and_kill(
         await asyncio.gather(*(submitter() for _ in range(CONCURRENT_SUBMITTERS)))
     victim.wait()
     return acknowledged, figures
-
-
-async def _wait_all_terminal(url: str, ids: list[str]) -> dict[str, tuple[str, int]]:
-    connection = await asyncpg.connect(_dsn(url))
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            rows = await connection.fetch(
-                "SELECT id, status, attempt FROM jobs WHERE id = ANY($1::text[])", ids
-            )
-            statuses = {r["id"]: (r["status"], r["attempt"]) for r in rows}
-            if len(statuses) == len(ids) and all(
-                s in ("success", "failure", "cancelled") for s, _a in statuses.values()
-            ):
-                return statuses
-            assert time.monotonic() < deadline, "jobs did not all reach a terminal state"
-            await asyncio.sleep(0.5)
-    finally:
-        await connection.close()
