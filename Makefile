@@ -8,7 +8,7 @@ PORT ?= 8000
 PIE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: venv run demo test lint typecheck unit docs clean
+.PHONY: venv run demo test lint typecheck unit chaos docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,11 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: venv
-	PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -n 2 --ignore=tests/chaos $(PYTEST_ARGS)
+
+# Kills processes and restarts the machine's PostgreSQL: run it alone (see docs/reliability.md).
+chaos: venv
+	PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -s tests/chaos
 
 test: lint typecheck unit
 

@@ -30,9 +30,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`pie <args>` in its own session, output to ``log``."""
-    with log.open("wb") as handle:  # the child keeps its own descriptor
+def start(
+    args: list[str], env: Mapping[str, str], log: Path, *, append: bool = False
+) -> subprocess.Popen[bytes]:
+    """`pie <args>` in its own session, output to ``log`` (appended to for a restart)."""
+    with log.open("ab" if append else "wb") as handle:  # the child keeps its own descriptor
         return subprocess.Popen(
             [PIE, *args],
             env=dict(env),
