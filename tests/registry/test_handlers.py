@@ -227,9 +227,11 @@ class TestSleep:
         with pytest.raises(ValueError, match=r"input\.seconds must be a number"):
             await builtin.sleep(job({"seconds": seconds}))
 
-    def test_builtins_are_exactly_echo_fail_sleep(self) -> None:
+    def test_builtins_are_echo_fail_sleep_and_the_demo_price_pair(self) -> None:
         assert {
             "echo": builtin.echo,
             "fail": builtin.fail,
             "sleep": builtin.sleep,
+            "demo_price_train": builtin.demo_price_train,
+            "demo_price_predict": builtin.demo_price_predict,
         } == builtin.BUILTINS
