@@ -168,4 +168,3 @@ def _raw_path(model_id: str) -> str:
 def test_path_segments_are_encoded(model_id: str, sent: str) -> None:
     """What goes on the wire stays one segment of the route (httpx does not re-normalise)."""
     assert _raw_path(model_id) == sent
-
