@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 LOCAL_ISSUER = "pie-local"
 CALLBACK_ISSUER = "pie"
@@ -210,8 +211,14 @@ class Settings(BaseSettings):
     def _normalise_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if value.startswith(("postgresql://", "postgres://")):
-            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            url = make_url("postgresql+asyncpg://" + value.split("://", 1)[1])
+            # libpq spells it `sslmode`; asyncpg's connect() takes the same values as `ssl`.
+            if "sslmode" in url.query and "ssl" not in url.query:
+                url = url.difference_update_query(["sslmode"]).update_query_dict(
+                    {"ssl": url.query["sslmode"]}
+                )
+            return url.render_as_string(hide_password=False)
         if value.startswith("sqlite://"):
             return "sqlite+aiosqlite://" + value.split("://", 1)[1]
         return value

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -45,3 +47,17 @@ async def test_upgrade_from_empty_then_down_and_up_again(database_url: str, db: 
         assert {t.name for t in tables.Base.metadata.sorted_tables} <= names
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_concurrent_upgrades_queue_instead_of_racing(db: Database) -> None:
+    """Several replicas running `pie serve` on an old schema at once all succeed."""
+    await db.dispose()
+    await downgrade(db.write_engine, "base")
+    engines = [create_async_engine(db.url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        assert await current_revision(engines[0]) == head_revision()
+    finally:
+        for engine in engines:
+            await engine.dispose()

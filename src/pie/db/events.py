@@ -33,8 +33,12 @@ class Events:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self._postgres = parsed.get_backend_name() == "postgresql"
+        # The LISTEN connection takes a libpq DSN, where the engine's `ssl` is `sslmode`.
+        query = dict(parsed.query)
+        if "ssl" in query:
+            query.setdefault("sslmode", query.pop("ssl"))
         self._dsn = (
-            parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+            parsed.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
             if self._postgres
             else None
         )

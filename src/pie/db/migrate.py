@@ -9,10 +9,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_LOCK = 0x5049455F4D494752  # "PIE_MIGR": the advisory lock key of schema changes
 
 
 def alembic_config() -> Config:
@@ -35,6 +36,10 @@ async def _run(engine: AsyncEngine, step: Callable[[Config, str], None], revisio
         step(config, revision)
 
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together on an old schema queue here instead of racing to
+            # create the same tables; the lock ends with this transaction.
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
         await connection.run_sync(run)
 
 
