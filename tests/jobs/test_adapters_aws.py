@@ -971,6 +971,31 @@ async def test_cancel_of_started_ecs_job_stops_its_task(
     assert len(app_ecs.calls_to("StopTask")) == 1
 
 
+@pytest.mark.parametrize("settings_overrides", [{"inference_timeout_seconds": 1}])
+async def test_a_timed_out_ecs_job_has_its_task_stopped(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    app_ecs: StubbedAws,
+    dispatcher: Dispatcher,
+) -> None:
+    model_id = await create_model(client, admin, ECS_HANDLERS, active=True)
+    payload = protocol_of(Capture(), "inference", model_id, {}, Capture(is_jwt))
+    app_ecs.stubber.add_response("run_task", task_started(), ecs_expected(payload, "infer-model"))
+    app_ecs.stubber.add_response("stop_task", {"task": {"taskArn": TASK_ARN}}, STOP)
+
+    job_id = await start(client, admin, model_id, "inference", {})
+    await wait_for(client, admin, job_id, {"started"})
+    assert app_ecs.calls_to("StopTask") == []
+    ended = await wait_for(client, admin, job_id, {"failure"})
+
+    assert ended["error"]["code"] == "timeout"
+    for _ in range(50):  # the stop follows the timeout's commit
+        if app_ecs.calls_to("StopTask"):
+            break
+        await asyncio.sleep(0.05)
+    assert app_ecs.calls_to("StopTask") == [STOP]
+
+
 async def test_cancel_of_started_ecs_training_survives_stop_task_error(
     client: httpx.AsyncClient,
     admin: dict[str, str],

@@ -276,7 +276,7 @@ class Dispatcher:
             ):
                 log.warning("reclaimed_expired_lease", job_id=job.job_id, attempt=job.attempt)
                 self._spawn(job)
-        await service.expire_overdue(self.db)
+        await service.expire_overdue(self.db, self.adapters)
         if self.metrics is not None:
             self.metrics.queue_depth.set(await service.pending_count(self.db))
         now = time.monotonic()

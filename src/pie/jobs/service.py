@@ -635,10 +635,12 @@ async def release_leases(db: Database, held: list[tuple[str, int]]) -> None:
         await JobRepository(session).set_leases(held, leased_until=utcnow())
 
 
-async def expire_overdue(db: Database, *, limit: int = 100) -> int:
-    """Started jobs past their deadline fail with ``timeout`` (§5.1)."""
+async def expire_overdue(db: Database, adapters: Adapters, *, limit: int = 100) -> int:
+    """Started jobs past their deadline fail with ``timeout`` (§5.1); their ECS tasks are
+    then stopped, as a cancel would, so a timed-out task does not run on unwatched."""
     async with db.read() as session:
         overdue = await JobRepository(session).overdue(now=utcnow(), limit=limit)
+    expired: list[tuple[dict[str, Any], str | None]] = []
     for job_id in overdue:
         async with db.transaction() as session:
             row = await JobRepository(session).get(job_id, for_update=True)
@@ -650,6 +652,9 @@ async def expire_overdue(db: Database, *, limit: int = 100) -> int:
                     "failure",
                     error={"code": "timeout", "message": "the job passed its deadline"},
                 )
+                expired.append((dict(row.handler), row.external_ref))
+    for handler, external_ref in expired:
+        await adapters.for_handler(handler).cancel(handler, external_ref)
     return len(overdue)
 
 
