@@ -44,11 +44,11 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: venv
-	PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -n 2 --ignore=tests/chaos $(PYTEST_ARGS)
+	PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 # Kills processes and restarts the machine's PostgreSQL: run it alone (see docs/reliability.md).
 chaos: venv
-	PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -s tests/chaos
+	PIE_CHAOS=1 PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -s tests/chaos
 
 test: lint typecheck unit
 
