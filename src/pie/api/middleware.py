@@ -142,9 +142,11 @@ class RequestGuardMiddleware:
         for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
             if name == "wait":
                 try:
-                    return self.timeout + min(max(float(value), 0.0), _MAX_WAIT)
+                    wait = float(value)
                 except ValueError:
                     break
+                # Out-of-range values (NaN included) are the route's 400 to give, in time.
+                return self.timeout + (min(wait, _MAX_WAIT) if 0 <= wait else 0.0)
         return self.timeout
 
 
