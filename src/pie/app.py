@@ -26,6 +26,7 @@ from pie.assignments.schemas import BlockingServices
 from pie.auth.permissions import PieRoute
 from pie.auth.tokens import JwksCache, TokenVerifier
 from pie.db.database import Database
+from pie.errors import PayloadTooLarge, PieError, ServiceUnavailable
 from pie.jobs.adapters import Adapters
 from pie.jobs.dispatcher import Dispatcher
 from pie.jobs.implementations import Implementation, Implementations
@@ -119,7 +120,11 @@ def create_app(
             # app.routes is the flat list of PieRoutes the access check walks.
             app.router.routes.extend(router.routes)
 
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
     app.add_middleware(
         RequestGuardMiddleware,
         timeout=settings.request_timeout_seconds,
@@ -158,6 +163,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             ref = str(responses.get("422", {}).get("content", {}))
             if "HTTPValidationError" in ref:
                 del responses["422"]
+            # Any route: a body over the limit (middleware, before routing), or a busy or
+            # timed-out request / an unreachable database.
+            for error in (PayloadTooLarge, ServiceUnavailable):
+                responses.setdefault(str(error.status_code), _envelope(error))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
@@ -165,5 +174,43 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     blocking = BlockingServices.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(blocking.pop("$defs", {}))
     schemas["BlockingServices"] = blocking
+    _link_started_jobs(document)
     app.openapi_schema = document
     return document
+
+
+def _envelope(error: type[PieError]) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    return {"description": error.description, "content": {"application/json": {"schema": schema}}}
+
+
+# The 202 bodies of the routes that start jobs, and the member naming the new job.
+_STARTED_JOB_IDS = {
+    "InferenceStarted": "inference_job_id",
+    "TrainingStarted": "training_job_id",
+    "AssignmentJobStarted": "job_id",
+    "ServiceStarted": "job_id",
+}
+
+
+def _link_started_jobs(document: dict[str, Any]) -> None:
+    """OpenAPI links from every job start to the job and its cancel, which no tool can
+    infer from the differently named id members."""
+    paths = document["paths"]
+    targets = {
+        "GetJob": paths[f"{API_PREFIX}/jobs/{{job_id}}"]["get"]["operationId"],
+        "CancelJob": paths[f"{API_PREFIX}/jobs/{{job_id}}/cancel"]["post"]["operationId"],
+    }
+    for operations in paths.values():
+        for operation in operations.values():
+            started = operation["responses"].get("202", {})
+            ref = started.get("content", {}).get("application/json", {}).get("schema", {})
+            member = _STARTED_JOB_IDS.get(str(ref.get("$ref", "")).rsplit("/", 1)[-1])
+            if member is not None:
+                started["links"] = {
+                    name: {
+                        "operationId": operation_id,
+                        "parameters": {"job_id": f"$response.body#/{member}"},
+                    }
+                    for name, operation_id in targets.items()
+                }

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest request body accepted (413 above it)."
     )
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=4096,
+        description="Largest total size of a request's headers (431 above it).",
+    )
     request_timeout_seconds: float = Field(
         30.0,
         gt=0,

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pie.errors import (
     MAX_REPORTED_ERRORS,
@@ -86,13 +87,23 @@ async def _request_validation(_request: Request, exc: Exception) -> JSONResponse
 _HTTP_MESSAGES = {404: "not found", 405: "method not allowed"}
 
 
-async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method of the path: Starlette's 405 names only the first route that matched it."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     error = cast(StarletteHTTPException, exc)
     message = _HTTP_MESSAGES.get(error.status_code) or str(error.detail)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     return JSONResponse(
-        {"success": False, "message": message},
-        status_code=error.status_code,
-        headers=dict(error.headers or {}),
+        {"success": False, "message": message}, status_code=error.status_code, headers=headers
     )
 
 

@@ -42,20 +42,28 @@ def _envelope(
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit: at once from ``Content-Length``, else while streaming.
+    """431 for headers over their limit; 413 for bodies over it: at once from
+    ``Content-Length``, else while streaming.
 
     Whatever the app was about to answer once the limit was crossed (FastAPI turns a body
     read error into a 400), the client gets the 413 envelope, and nothing past the limit
     is read.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int) -> None:
         self.app = app
         self.limit = max_body_bytes
+        self.header_limit = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        # The HTTP server (httptools) buffers headers of any size; refuse big ones before
+        # anything reads them (auth would otherwise verify a megabyte "token").
+        if sum(len(k) + len(v) for k, v in scope["headers"]) > self.header_limit:
+            for message in _envelope(431, "request headers too large"):
+                await send(message)
             return
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
@@ -146,7 +154,7 @@ class RequestGuardMiddleware:
                 except ValueError:
                     break
                 # Out-of-range values (NaN included) are the route's 400 to give, in time.
-                return self.timeout + (min(wait, _MAX_WAIT) if 0 <= wait else 0.0)
+                return self.timeout + (min(wait, _MAX_WAIT) if wait >= 0 else 0.0)
         return self.timeout
 
 

@@ -30,7 +30,7 @@ from pie.assignments import schemas, service
 from pie.auth.permissions import PieRoute, require
 from pie.auth.principal import Permission, Principal
 from pie.core.pagination import MAX_LIMIT, PageRequest, decode_cursor
-from pie.errors import BadRequest, Conflict, NotFound, Unprocessable
+from pie.errors import Conflict, NotFound, Unprocessable
 
 router = APIRouter(prefix="/v2", route_class=PieRoute, tags=["assignments"])
 DOMAIN = "/clients/{client_id}/domains/{domain_id}"
@@ -93,11 +93,9 @@ def _add_routes(prefix: str, scope: Callable[..., str | None], label: str) -> No
         client_id: ClientIdPath,
         domain_id: DomainIdPath,
         service_id: Scope,
-        body: schemas.AssignmentUpsert,
+        body: schemas.AssignmentCreate,
         who: Manage,
     ) -> JSONResponse:
-        if body.assignment_key is None:
-            raise BadRequest("invalid request: body.assignment_key: field required")
         return _upserted(
             await service.upsert(
                 db, who, client_id, domain_id, service_id, body.assignment_key, body

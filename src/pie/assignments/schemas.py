@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN, VERSION_MAX_LENGTH, VERSION_PATTERN
+from pie.core.schemas import MAX_LIST_ITEMS
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 VersionString = Annotated[
@@ -38,8 +39,16 @@ class AssignmentUpsert(_In):
     settings: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     service_updates: list[ServicePatch] | None = Field(
-        None, description="Domain `default` upserts only (ignored elsewhere)."
+        None,
+        max_length=MAX_LIST_ITEMS,
+        description="Domain `default` upserts only (ignored elsewhere).",
     )
+
+
+class AssignmentCreate(AssignmentUpsert):
+    """The collection POSTs: the body names the key."""
+
+    assignment_key: Identifier
 
 
 class Assignment(BaseModel):
@@ -61,6 +70,16 @@ class Assignment(BaseModel):
 
 
 class AssignmentJobRequest(_In):
+    """``subscribe: true`` is for inference only (400 otherwise), and the schema says so."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"job_type": {"const": "training"}}, "required": ["job_type"]},
+            "then": {"properties": {"subscribe": {"const": False}}},
+        },
+    )
+
     job_type: Literal["inference", "training"] = "inference"
     input: dict[str, Any] = Field(
         default_factory=dict, description="Payload forwarded to the assigned model handler."

@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator
+
+MAX_JSON_DEPTH = 100
+"""Deepest nesting of arrays and objects PIE accepts in a request body (API decision)."""
+MAX_LIST_ITEMS = 10_000
+"""Longest list of objects a request body may hold (features, service updates): pydantic
+reports every bad item, so a megabyte of them would cost a gigabyte of error objects."""
+
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_time_text(value: Any) -> Any:
+    if not isinstance(value, datetime) and not (isinstance(value, str) and _DATE_TIME.match(value)):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
+"""An RFC 3339 date-time with its offset, as documented. Lax pydantic would also read a
+number, or a string of digits, as Unix time."""
 
 
 class Health(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -21,6 +20,7 @@ from pie.auth.permissions import PieRoute, require
 from pie.auth.principal import Permission, Principal
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN, VERSION_MAX_LENGTH, VERSION_PATTERN
 from pie.core.pagination import MAX_LIMIT, PageRequest, decode_cursor
+from pie.core.schemas import DateTime
 from pie.errors import Conflict, NotFound, Unprocessable
 from pie.jobs import schemas, service
 from pie.jobs.adapters import Adapters
@@ -59,8 +59,8 @@ def _filters(
     domain_id: Annotated[str | None, _id] = None,
     service_id: Annotated[str | None, _id] = None,
     assignment_id: Annotated[str | None, Query(max_length=64)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: DateTime | None = None,
+    created_before: DateTime | None = None,
 ) -> JobFilters:
     return JobFilters(
         model_id=model_id,

@@ -10,12 +10,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN, VERSION_MAX_LENGTH, VERSION_PATTERN
+from pie.core.schemas import MAX_LIST_ITEMS
 from pie.tenancy.schemas import FeatureDefinition
 
 _PARTITIONS = "aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc"
@@ -37,12 +41,23 @@ class _In(BaseModel):
 
 
 class _Sparse(_In):
-    """Optional members that are unset leave the JSON instead of showing as ``null``."""
+    """Optional members that are unset leave the JSON instead of showing as ``null``.
+
+    Pydantic documents a wrap serializer by its return type, a free-form object (so the
+    handler ``oneOf`` of every answer matched all three variants); the fields' schema, without
+    the serializer, is the truth: the optional members are simply absent.
+    """
 
     @model_serializer(mode="wrap")
     def _drop_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler({key: value for key, value in schema.items() if key != "serialization"})
 
 
 class LambdaHandler(_Sparse):
@@ -53,13 +68,18 @@ class LambdaHandler(_Sparse):
         max_length=256,
         description="Lambda function ARN: arn:aws:lambda:<region>:<account>:function:<name>.",
         examples=["arn:aws:lambda:us-west-2:123456789012:function:train"],
+        json_schema_extra={"pattern": LAMBDA_ARN.pattern},
     )
-    version: str | None = Field(None, description="Lambda qualifier (version or alias).")
+    version: str | None = Field(
+        None,
+        description="Lambda qualifier (version or alias).",
+        json_schema_extra={"pattern": LAMBDA_QUALIFIER.pattern},
+    )
 
     @field_validator("arn")
     @classmethod
     def _function_arn(cls, value: str) -> str:
-        if not LAMBDA_ARN.match(value):
+        if not LAMBDA_ARN.fullmatch(value):
             raise ValueError(
                 "must be a Lambda function ARN "
                 "arn:<partition>:lambda:<region>:<account>:function:<name> "
@@ -70,7 +90,7 @@ class LambdaHandler(_Sparse):
     @field_validator("version")
     @classmethod
     def _qualifier(cls, value: str | None) -> str | None:
-        if value is not None and not LAMBDA_QUALIFIER.match(value):
+        if value is not None and not LAMBDA_QUALIFIER.fullmatch(value):
             raise ValueError("must be a Lambda version number, alias name or $LATEST")
         return value
 
@@ -88,6 +108,7 @@ class EcsTaskHandler(_In):
             "family:revision)."
         ),
         examples=["pricing/train-model:3"],
+        json_schema_extra={"pattern": ECS_TARGET.pattern},
     )
 
     @field_validator("value")
@@ -95,7 +116,7 @@ class EcsTaskHandler(_In):
     def _target(cls, value: str) -> str:
         if value.startswith("arn:"):
             raise ValueError("full cluster ARNs are not accepted; use <cluster>/<task_definition>")
-        if not ECS_TARGET.match(value):
+        if not ECS_TARGET.fullmatch(value):
             raise ValueError(
                 "must be <cluster>/<family>[:<revision>] with letters, digits, - and _"
             )
@@ -178,7 +199,9 @@ class VersionCreate(_In):
     description: str = Field("", max_length=4096)
     metadata: Metadata = Field(default_factory=dict)
     features: list[FeatureDefinition] | None = Field(
-        None, description="Feature freeze: the feature definitions this version is built for."
+        None,
+        max_length=MAX_LIST_ITEMS,
+        description="Feature freeze: the feature definitions this version is built for.",
     )
 
 

@@ -21,7 +21,20 @@ class _In(BaseModel):
 
 
 class SubscriptionCreate(_In):
-    """`status` and `context` are not accepted here (400): they are PIE's to set."""
+    """`status` and `context` are not accepted here (400): they are PIE's to set.
+
+    ``input`` is required for a ``stored`` source and must be absent (or null) for
+    ``trigger_output``; the service answers 400 otherwise, and the schema says so.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"input_source": {"const": "stored"}}},
+            "then": {"properties": {"input": {"type": "object"}}, "required": ["input"]},
+            "else": {"properties": {"input": {"type": "null"}}},
+        },
+    )
 
     trigger_event: TriggerEvent
     target_model_id: Identifier

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN
+from pie.core.schemas import MAX_LIST_ITEMS
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
@@ -61,7 +62,7 @@ class FeatureDefinition(_In):
 
 class DomainCreate(_In):
     domain_id: Identifier | None = Field(None, description="Generated (UUIDv7) when omitted.")
-    features: list[FeatureDefinition] = Field(default_factory=list)
+    features: list[FeatureDefinition] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
 
 
 class DomainUpdate(_In):
@@ -78,7 +79,7 @@ class Domain(_Out):
 
 
 class FeaturesReplace(_In):
-    features: list[FeatureDefinition]
+    features: list[FeatureDefinition] = Field(max_length=MAX_LIST_ITEMS)
 
 
 class FeaturesReport(BaseModel):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN
+from pie.core.schemas import DateTime
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 ServiceStatus = Literal["initializing", "available", "failed"]
@@ -19,14 +20,14 @@ class _In(BaseModel):
 
 class ServiceInit(_In):
     service_id: Identifier
-    departure_datetime: AwareDatetime | None = None
+    departure_datetime: DateTime | None = None
     static_features: dict[str, Any] = Field(default_factory=dict)
 
 
 class ServiceUpdate(_In):
     """``departure_datetime: null`` clears it; new ``static_features`` replace the old."""
 
-    departure_datetime: AwareDatetime | None = None
+    departure_datetime: DateTime | None = None
     static_features: dict[str, Any] | None = None
 
 
