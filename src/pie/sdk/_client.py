@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Generic, Self
+from typing import Any, Generic, Self
 
 import httpx
 
@@ -58,6 +58,16 @@ class _Client(Resource[R], Generic[R]):
         return Call("GET", "/v2/handlers", items(HandlerImplementation))
 
 
+def _http_options(
+    base_url: str, token: str | None, headers: Mapping[str, str] | None, timeout: float
+) -> dict[str, Any]:
+    return {
+        "base_url": base_url.rstrip("/"),
+        "headers": default_headers(token, headers),
+        "timeout": timeout,
+    }
+
+
 class PieClient(_Client[SyncRunner]):
     """Synchronous PIE client.
 
@@ -82,10 +92,7 @@ class PieClient(_Client[SyncRunner]):
         retry: RetryPolicy | None = None,
     ) -> None:
         self.http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers=default_headers(token, headers),
-            timeout=timeout,
-            transport=transport,
+            transport=transport, **_http_options(base_url, token, headers, timeout)
         )
         super().__init__(SyncRunner(self.http, retry or RetryPolicy(max_retries=max_retries)))
 
@@ -125,10 +132,7 @@ class AsyncPieClient(_Client[AsyncRunner]):
         retry: RetryPolicy | None = None,
     ) -> None:
         self.http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=default_headers(token, headers),
-            timeout=timeout,
-            transport=transport,
+            transport=transport, **_http_options(base_url, token, headers, timeout)
         )
         super().__init__(AsyncRunner(self.http, retry or RetryPolicy(max_retries=max_retries)))
 
