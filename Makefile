@@ -8,7 +8,7 @@ PORT ?= 8000
 PIE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: venv run demo test lint typecheck unit chaos docs clean
+.PHONY: venv run demo test lint typecheck unit chaos fuzz docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ unit: venv
 # Kills processes and restarts the machine's PostgreSQL: run it alone (see docs/reliability.md).
 chaos: venv
 	PIE_CHAOS=1 PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) $(BIN)/pytest -s tests/chaos
+
+# Schema fuzzing at volume: every schemathesis phase, both backends, admin and tenant tokens,
+# >= 5,000 requests per backend, a fresh seed (replay one with PIE_FUZZ_SEED=...). make test
+# runs the same tests as a short deterministic slice.
+PIE_FUZZ_EXAMPLES ?= 30
+fuzz: venv
+	PIE_FUZZ=1 PIE_FUZZ_EXAMPLES=$(PIE_FUZZ_EXAMPLES) PIE_TEST_POSTGRES_URL=$(PIE_TEST_POSTGRES_URL) \
+	  $(BIN)/pytest -p no:xdist tests/fuzz/test_schema.py $(PYTEST_ARGS)
 
 test: lint typecheck unit
 

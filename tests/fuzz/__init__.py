@@ -1,0 +1,1 @@
+"""Schema fuzzing: schemathesis against the served OpenAPI document of the real app."""
