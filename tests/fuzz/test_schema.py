@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis.errors import FlakyStrategyDefinition
 
-from tests.fuzz.target import APP, SCHEMA, SEED, FuzzTarget, shorten_long_poll
+from tests.fuzz.target import APP, LONG, SCHEMA, SEED, FuzzTarget, shorten_long_poll
 
 BATCH = 10
 
@@ -70,4 +70,7 @@ def test_stateful_links(fuzz_target: FuzzTarget, identity: str) -> None:
     sent = APP.tally.since(before)
     assert finished >= wanted, f"{finished} of {wanted} scenarios ran"
     created = sum(n for (_, _, status), n in sent.answers.items() if status in (201, 202))
-    assert created, f"no scenario created anything: {sent.answers}"
+    # A tenant may create little (no clients, no models): with the slice's three scenarios
+    # it can miss every create by chance, so depth is demanded of it at volume only.
+    if LONG or identity == "admin":
+        assert created, f"no scenario created anything: {sent.answers}"
