@@ -943,21 +943,35 @@ def ecs_expected(payload: dict[str, Any], task_definition: str) -> dict[str, Any
     }
 
 
+async def started_ecs_job(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    stub: StubbedAws,
+    job_type: str,
+    job_input: dict[str, Any],
+    *,
+    job_ids: Capture | None = None,
+) -> str:
+    """An ECS job through the real dispatcher, once its (stubbed) RunTask started it."""
+    model_id = await create_model(client, admin, ECS_HANDLERS, active=job_type == "inference")
+    payload = protocol_of(job_ids or Capture(), job_type, model_id, job_input, Capture(is_jwt))
+    definition = "infer-model" if job_type == "inference" else "train-model:3"
+    stub.stubber.add_response("run_task", task_started(), ecs_expected(payload, definition))
+    job_id = await start(client, admin, model_id, job_type, job_input)
+    await wait_for(client, admin, job_id, {"started"})
+    return job_id
+
+
 async def test_cancel_of_started_ecs_job_stops_its_task(
     client: httpx.AsyncClient,
     admin: dict[str, str],
     app_ecs: StubbedAws,
     dispatcher: Dispatcher,
 ) -> None:
-    model_id = await create_model(client, admin, ECS_HANDLERS, active=True)
     job_ids = Capture()
-    payload = protocol_of(job_ids, "inference", model_id, {"q": 1}, Capture(is_jwt))
-    app_ecs.stubber.add_response("run_task", task_started(), ecs_expected(payload, "infer-model"))
-    app_ecs.stubber.add_response("stop_task", {"task": {"taskArn": TASK_ARN}}, STOP)
-
-    job_id = await start(client, admin, model_id, "inference", {"q": 1})
-    await wait_for(client, admin, job_id, {"started"})
+    job_id = await started_ecs_job(client, admin, app_ecs, "inference", {"q": 1}, job_ids=job_ids)
     assert job_ids.value == job_id
+    app_ecs.stubber.add_response("stop_task", {"task": {"taskArn": TASK_ARN}}, STOP)
     assert app_ecs.calls_to("StopTask") == []
 
     cancelled = await client.post(f"/v2/jobs/{job_id}/cancel", headers=admin)
@@ -978,13 +992,8 @@ async def test_a_timed_out_ecs_job_has_its_task_stopped(
     app_ecs: StubbedAws,
     dispatcher: Dispatcher,
 ) -> None:
-    model_id = await create_model(client, admin, ECS_HANDLERS, active=True)
-    payload = protocol_of(Capture(), "inference", model_id, {}, Capture(is_jwt))
-    app_ecs.stubber.add_response("run_task", task_started(), ecs_expected(payload, "infer-model"))
+    job_id = await started_ecs_job(client, admin, app_ecs, "inference", {})
     app_ecs.stubber.add_response("stop_task", {"task": {"taskArn": TASK_ARN}}, STOP)
-
-    job_id = await start(client, admin, model_id, "inference", {})
-    await wait_for(client, admin, job_id, {"started"})
     assert app_ecs.calls_to("StopTask") == []
     ended = await wait_for(client, admin, job_id, {"failure"})
 
@@ -1002,22 +1011,18 @@ async def test_cancel_of_started_ecs_training_survives_stop_task_error(
     app_ecs: StubbedAws,
     dispatcher: Dispatcher,
 ) -> None:
-    model_id = await create_model(client, admin, ECS_HANDLERS, active=False)
-    payload = protocol_of(Capture(), "training", model_id, {}, Capture(is_jwt))
-    app_ecs.stubber.add_response("run_task", task_started(), ecs_expected(payload, "train-model:3"))
+    job_id = await started_ecs_job(client, admin, app_ecs, "training", {})
     app_ecs.stubber.add_client_error(
         "stop_task", "ServerException", http_status_code=500, expected_params=STOP
     )
-
-    job_id = await start(client, admin, model_id, "training", {})
-    await wait_for(client, admin, job_id, {"started"})
     cancelled = await client.post(f"/v2/jobs/{job_id}/cancel", headers=admin)
 
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
     app_ecs.stubber.assert_no_pending_responses()
-    version = (await client.get(f"/v2/models/{model_id}/versions/1", headers=admin)).json()
-    assert version["status"] == "failed"
+    job = (await client.get(f"/v2/jobs/{job_id}", headers=admin)).json()
+    version = await client.get(f"/v2/models/{job['model_id']}/versions/1", headers=admin)
+    assert version.json()["status"] == "failed"
 
 
 async def test_large_ecs_job_is_fetched_with_its_token(
