@@ -88,29 +88,48 @@ def worker(
     ] = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseUrlOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics on $PIE_HOST:PORT/metrics.",
+        ),
+    ] = None,
 ) -> None:
     """Run a dispatcher without the API (scale-out mode); SIGTERM drains it."""
     import signal
+
+    from prometheus_client import CollectorRegistry, start_http_server
 
     from pie.core.logging import configure_logging
     from pie.db.database import Database
     from pie.jobs.adapters import Adapters
     from pie.jobs.dispatcher import Dispatcher
     from pie.jobs.implementations import Implementations
+    from pie.jobs.metrics import JobMetrics
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
+    registry = CollectorRegistry()
+    metrics = JobMetrics(registry)
+    if metrics_port is not None:
+        # The jobs a worker runs are counted only here: no API process sees them.
+        start_http_server(metrics_port, addr=settings.host, registry=registry)
 
     async def run() -> None:
         db = Database(settings)
         adapters = Adapters(settings, Implementations.load())
-        dispatcher = Dispatcher(settings, db, adapters, concurrency=concurrency)
+        detach = metrics.attach(db.events)
+        dispatcher = Dispatcher(settings, db, adapters, concurrency=concurrency, metrics=metrics)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, lambda: loop.create_task(dispatcher.stop()))
         try:
             await dispatcher.run()
         finally:
+            detach()
             adapters.close()
             await db.dispose()
 
