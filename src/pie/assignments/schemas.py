@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN, VERSION_MAX_LENGTH, VERSION_PATTERN
-from pie.core.schemas import MAX_LIST_ITEMS
+from pie.core.schemas import MAX_LIST_ITEMS, Input
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 VersionString = Annotated[
@@ -17,18 +17,14 @@ VersionString = Annotated[
 AssignmentStatus = Literal["active", "archived"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServicePatch(_In):
+class ServicePatch(Input):
     """Replace one service's ``provided_features`` as part of a domain `default` upsert."""
 
     service_id: Identifier
     static_features: dict[str, Any]
 
 
-class AssignmentUpsert(_In):
+class AssignmentUpsert(Input):
     assignment_key: Identifier | None = Field(
         None, description="Required on collection POST routes; optional on keyed PUTs."
     )
@@ -69,7 +65,7 @@ class Assignment(BaseModel):
     updated_at: datetime
 
 
-class AssignmentJobRequest(_In):
+class AssignmentJobRequest(Input):
     """``subscribe: true`` is for inference only (400 otherwise), and the schema says so."""
 
     model_config = ConfigDict(

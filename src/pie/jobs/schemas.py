@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool
 
+from pie.core.schemas import Input
 from pie.registry.schemas import Handler, TriggeredEvent
 
 JobType = Literal["inference", "training"]
@@ -14,18 +15,14 @@ JobStatus = Literal["pending", "started", "success", "failure", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"success", "failure", "cancelled"})
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class InferenceRequest(_In):
+class InferenceRequest(Input):
     input: dict[str, Any] = Field(default_factory=dict, description="The handler's input.")
     subscribe: StrictBool = Field(
         False, description="Replay this input when a retrained version becomes active."
     )
 
 
-class TrainingRequest(_In):
+class TrainingRequest(Input):
     input: dict[str, Any] = Field(default_factory=dict, description="The handler's input.")
 
 
@@ -37,7 +34,7 @@ class TrainingStarted(BaseModel):
     training_job_id: str
 
 
-class Completion(_In):
+class Completion(Input):
     """What a handler reports: ``output`` is stored on success, ``error`` on failure."""
 
     status: Literal["success", "failure"]

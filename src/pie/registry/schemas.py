@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     GetJsonSchemaHandler,
     SerializerFunctionWrapHandler,
@@ -19,7 +18,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN, VERSION_MAX_LENGTH, VERSION_PATTERN
-from pie.core.schemas import MAX_LIST_ITEMS
+from pie.core.schemas import MAX_LIST_ITEMS, Input
 from pie.tenancy.schemas import FeatureDefinition
 
 _PARTITIONS = "aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc"
@@ -36,11 +35,7 @@ VersionString = Annotated[
 Metadata = dict[str, Any]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Sparse(_In):
+class _Sparse(Input):
     """Optional members that are unset leave the JSON instead of showing as ``null``.
 
     Pydantic documents a wrap serializer by its return type, a free-form object (so the
@@ -95,7 +90,7 @@ class LambdaHandler(_Sparse):
         return value
 
 
-class EcsTaskHandler(_In):
+class EcsTaskHandler(Input):
     """An ECS task: ``<cluster>/<task_definition>`` (short cluster name, ``family[:revision]``)."""
 
     type: Literal["ecs_task"]
@@ -123,7 +118,7 @@ class EcsTaskHandler(_In):
         return value
 
 
-class InProcessHandler(_In):
+class InProcessHandler(Input):
     """An implementation registered in this PIE installation (see ``GET /v2/handlers``)."""
 
     type: Literal["in_process"]
@@ -138,7 +133,7 @@ class InProcessHandler(_In):
 Handler = Annotated[LambdaHandler | EcsTaskHandler | InProcessHandler, Field(discriminator="type")]
 
 
-class Handlers(_In):
+class Handlers(Input):
     training: Handler
     inference: Handler
 
@@ -163,7 +158,7 @@ ModelStatus = Literal["pending", "active"]
 VersionStatus = Literal["pending", "training", "active", "failed"]
 
 
-class ModelCreate(_In):
+class ModelCreate(Input):
     id: Identifier | None = Field(None, description="Generated (UUIDv7) when omitted.")
     name: str = Field(min_length=1, max_length=256)
     description: str = Field(max_length=4096)
@@ -172,7 +167,7 @@ class ModelCreate(_In):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class ModelUpdate(_In):
+class ModelUpdate(Input):
     """Each field given replaces the model's; ``handler_contracts: null`` clears them."""
 
     name: str | None = Field(None, min_length=1, max_length=256)
@@ -194,7 +189,7 @@ class Model(BaseModel):
     updated_at: datetime
 
 
-class VersionCreate(_In):
+class VersionCreate(Input):
     version: VersionString
     description: str = Field("", max_length=4096)
     metadata: Metadata = Field(default_factory=dict)
@@ -219,7 +214,7 @@ class Version(BaseModel):
     updated_at: datetime
 
 
-class StatusChange(_In):
+class StatusChange(Input):
     status: VersionStatus
 
 

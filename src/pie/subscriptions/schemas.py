@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN
+from pie.core.schemas import Input
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 TriggerEvent = Literal["training_complete", "inference_complete"]
@@ -16,11 +17,7 @@ InputSource = Literal["stored", "trigger_output"]
 SubscriptionStatus = Literal["active", "paused", "stale"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SubscriptionCreate(_In):
+class SubscriptionCreate(Input):
     """`status` and `context` are not accepted here (400): they are PIE's to set.
 
     ``input`` is required for a ``stored`` source and must be absent (or null) for
@@ -44,7 +41,7 @@ class SubscriptionCreate(_In):
     label: str | None = Field(None, max_length=256)
 
 
-class SubscriptionUpdate(_In):
+class SubscriptionUpdate(Input):
     input: dict[str, Any] | None = None
     label: str | None = Field(None, max_length=256)
     status: SubscriptionStatus | None = None

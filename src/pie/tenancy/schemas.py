@@ -9,13 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN
-from pie.core.schemas import MAX_LIST_ITEMS
+from pie.core.schemas import MAX_LIST_ITEMS, Input
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class _Out(BaseModel):
@@ -26,12 +22,12 @@ ClientStatus = Literal["active", "suspended"]
 DomainStatus = Literal["active", "inactive"]
 
 
-class ClientCreate(_In):
+class ClientCreate(Input):
     client_id: Identifier
     name: str = Field(min_length=1, max_length=256)
 
 
-class ClientUpdate(_In):
+class ClientUpdate(Input):
     name: str | None = Field(None, min_length=1, max_length=256)
     status: ClientStatus | None = None
 
@@ -45,7 +41,7 @@ class Client(_Out):
     updated_at: datetime
 
 
-class FeatureDefinition(_In):
+class FeatureDefinition(Input):
     """A feature of a domain; ``json_schema`` is Draft 2020-12 and may carry a ``default``."""
 
     model_config = ConfigDict(
@@ -60,12 +56,12 @@ class FeatureDefinition(_In):
     mandatory: StrictBool = False
 
 
-class DomainCreate(_In):
+class DomainCreate(Input):
     domain_id: Identifier | None = Field(None, description="Generated (UUIDv7) when omitted.")
     features: list[FeatureDefinition] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
 
 
-class DomainUpdate(_In):
+class DomainUpdate(Input):
     status: DomainStatus | None = None
 
 
@@ -78,7 +74,7 @@ class Domain(_Out):
     updated_at: datetime
 
 
-class FeaturesReplace(_In):
+class FeaturesReplace(Input):
     features: list[FeatureDefinition] = Field(max_length=MAX_LIST_ITEMS)
 
 

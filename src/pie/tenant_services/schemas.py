@@ -5,26 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from pie.core.ids import ID_MAX_LENGTH, ID_PATTERN
-from pie.core.schemas import DateTime
+from pie.core.schemas import DateTime, Input
 
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 ServiceStatus = Literal["initializing", "available", "failed"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServiceInit(_In):
+class ServiceInit(Input):
     service_id: Identifier
     departure_datetime: DateTime | None = None
     static_features: dict[str, Any] = Field(default_factory=dict)
 
 
-class ServiceUpdate(_In):
+class ServiceUpdate(Input):
     """``departure_datetime: null`` clears it; new ``static_features`` replace the old."""
 
     departure_datetime: DateTime | None = None
