@@ -8,7 +8,7 @@ PORT ?= 8000
 PIE_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: venv run demo test lint typecheck unit chaos fuzz docs clean
+.PHONY: venv run demo test lint typecheck unit chaos fuzz docs clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ fuzz: venv
 	  $(BIN)/pytest -p no:xdist tests/fuzz/test_schema.py $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# PIE side by side with its peers under wrk (bench/README.md): full <= 20 min, QUICK=1 <= 4 min.
+QUICK ?=
+bench: venv
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick,)
 
 docs: venv
 	$(BIN)/python -m pie.settings > docs/configuration.md

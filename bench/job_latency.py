@@ -92,9 +92,8 @@ def main() -> None:
         print(f"backend: {'postgresql' if args.database_url else 'sqlite'}; jobs: {args.jobs}")
         print(f"floor  GET /v2/health        p50 {h50 * 1000:7.2f} ms")
         print(f"echo   submit -> success     p50 {j50 * 1000:7.2f} ms  p99 {j99 * 1000:7.2f} ms")
-        print(
-            f"ratio  echo p50 / health p50  {j50 / h50:6.1f}x   (mean {statistics.mean(jobs) * 1000:.2f} ms)"
-        )
+        mean = statistics.mean(jobs) * 1000
+        print(f"ratio  echo p50 / health p50  {j50 / h50:6.1f}x   (mean {mean:.2f} ms)")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

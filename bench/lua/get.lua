@@ -1,0 +1,1 @@
+-- GET of the path given to wrk (constant JSON, model version, list page).
