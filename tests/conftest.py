@@ -9,6 +9,7 @@ SQLite tests copy a migrated template file, PostgreSQL tests truncate every tabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import uuid
@@ -66,23 +67,33 @@ async def _admin_execute(statement: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_url(worker_tag: str) -> Iterator[str]:
+@contextlib.contextmanager
+def temporary_postgres_database(name: str, *, migrated: bool) -> Iterator[str]:
+    """A database of its own on the test server (migrated, or empty for a `pie` process to
+    migrate), dropped afterwards whatever happened."""
     if not POSTGRES_URL:
         pytest.skip("PIE_TEST_POSTGRES_URL is not set (make test sets it)")
-    name = f"pie_test_{worker_tag}".lower()
     url = make_url(Settings(database_url=POSTGRES_URL).effective_database_url).set(database=name)
     rendered = url.render_as_string(hide_password=False)
 
     async def create() -> None:
         await _admin_execute(f'CREATE DATABASE "{name}"')
-        engine = create_async_engine(rendered)
-        await upgrade(engine)
-        await engine.dispose()
+        if migrated:
+            engine = create_async_engine(rendered)
+            await upgrade(engine)
+            await engine.dispose()
 
     asyncio.run(create())
-    yield rendered
-    asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield rendered
+    finally:
+        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgres_url(worker_tag: str) -> Iterator[str]:
+    with temporary_postgres_database(f"pie_test_{worker_tag}".lower(), migrated=True) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -177,9 +188,5 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 @pytest.fixture
 def own_postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for tests that run real `pie` processes on it."""
-    if not POSTGRES_URL:
-        pytest.skip("PIE_TEST_POSTGRES_URL is not set (make test sets it)")
-    name = f"pie_e2e_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with temporary_postgres_database(f"pie_e2e_{uuid.uuid4().hex[:10]}", migrated=False) as url:
+        yield url

@@ -6,9 +6,7 @@ by other tests between their items, which would wipe the seed.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
 import shutil
 import uuid
@@ -16,15 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 from schemathesis.python import asgi
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from pie.app import create_app
-from pie.db.migrate import upgrade
 from pie.settings import Settings
+from tests.conftest import temporary_postgres_database
 from tests.fuzz.seed import Seeder
 from tests.fuzz.target import (
     APP,
@@ -43,43 +38,12 @@ from tests.fuzz.target import (
 IDENTITIES = ("admin", "tenant")
 fuzzed: set[str] = set()
 """Labels of the operations fuzzed in this process (the volume checks need them all)."""
-POSTGRES_URL = os.environ.get("PIE_TEST_POSTGRES_URL")
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh migrated PostgreSQL database, dropped afterwards."""
-    if not POSTGRES_URL:
-        pytest.skip("PIE_TEST_POSTGRES_URL is not set (make test sets it)")
-    name = f"pie_fuzz_{uuid.uuid4().hex[:12]}"
-    server = make_url(Settings(database_url=POSTGRES_URL).effective_database_url)
-    url = server.set(database=name).render_as_string(hide_password=False)
-    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def execute(statement: str) -> None:
-        connection = await asyncpg.connect(admin_dsn)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    async def create() -> None:
-        await execute(f'CREATE DATABASE "{name}"')
-        engine = create_async_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
-
-    asyncio.run(create())
-    try:
-        yield url
-    finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager
 def database(backend: str, directory: Path, sqlite_template: Path) -> Iterator[str]:
     if backend == "postgres":
-        with postgres_database() as url:
+        with temporary_postgres_database(f"pie_fuzz_{uuid.uuid4().hex[:12]}", migrated=True) as url:
             yield url
     else:
         shutil.copyfile(sqlite_template, directory / "pie.db")
