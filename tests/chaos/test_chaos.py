@@ -18,13 +18,16 @@ fires one `inference_complete` subscription. Afterwards:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -46,6 +49,7 @@ SUBMITTERS = 32
 UPSERTS = 200
 WORKER_CONCURRENCY = 8
 ECHO = {"type": "in_process", "value": "echo"}
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,6 +58,17 @@ class Cluster:
     logs: Path
     apis: dict[str, tuple[int, subprocess.Popen[bytes]]] = field(default_factory=dict)
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    http: httpx.AsyncClient | None = None
+    """One pooled client for the running event loop (see `session`)."""
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[None]:
+        limits = httpx.Limits(
+            max_connections=SUBMITTERS * 2, max_keepalive_connections=SUBMITTERS * 2
+        )
+        async with httpx.AsyncClient(timeout=30, limits=limits) as self.http:
+            yield
+        self.http = None
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.apis[name][0]}"
@@ -124,9 +139,11 @@ async def _call(
     while True:
         name = names[attempt % len(names)]
         attempt += 1
+        assert cluster.http is not None, "call inside `async with cluster.session()`"
         try:
-            async with httpx.AsyncClient(base_url=cluster.url(name), timeout=30) as http:
-                response = await http.request(method, path, json=body, headers=headers)
+            response = await cluster.http.request(
+                method, cluster.url(name) + path, json=body, headers=headers
+            )
             # 409 here is a duplicate still in flight (idempotency): ask again shortly.
             if response.status_code < 500 and response.status_code != 409:
                 return response
@@ -245,6 +262,11 @@ async def _hot_key_upserts(cluster: Cluster, token: str) -> tuple[Counter[int], 
     return statuses, revisions.json()
 
 
+async def _in_session(cluster: Cluster, work: Awaitable[T]) -> T:
+    async with cluster.session():
+        return await work
+
+
 def test_chaos(own_postgres_database: str, tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -266,8 +288,8 @@ def test_chaos(own_postgres_database: str, tmp_path: Path) -> None:
         cluster.start_worker("w1")
         cluster.start_worker("w2")
         token = mint(env, "--admin")
-        asyncio.run(_seed(cluster, token))
-        acknowledged, events = asyncio.run(_submit_with_chaos(cluster, token))
+        asyncio.run(_in_session(cluster, _seed(cluster, token)))
+        acknowledged, events = asyncio.run(_in_session(cluster, _submit_with_chaos(cluster, token)))
         ids = list(acknowledged.values())
         assert len(set(ids)) == JOBS, "two submissions were given one job id"
 
@@ -281,7 +303,7 @@ def test_chaos(own_postgres_database: str, tmp_path: Path) -> None:
         assert not fired_twice, f"subscriptions fired twice for {list(fired_twice)[:5]}"
         assert set(fired) == set(successes), "a successful job fired no subscription"
 
-        upserts, revisions = asyncio.run(_hot_key_upserts(cluster, token))
+        upserts, revisions = asyncio.run(_in_session(cluster, _hot_key_upserts(cluster, token)))
         assert [r["status"] for r in revisions].count("active") == 1
         assert sorted(r["revision"] for r in revisions) == list(range(1, UPSERTS + 1))
         assert upserts == {201: 1, 200: UPSERTS - 1}
