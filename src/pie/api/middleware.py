@@ -7,11 +7,11 @@ import json
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import HTTPException
 from prometheus_client import CollectorRegistry, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pie.core.ids import new_id
@@ -98,8 +98,16 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, guarded_send)
 
 
-_LONG_POLL = re.compile(r"^/v2/jobs/[^/]+$")
-_MAX_WAIT = 60.0
+_DEADLINE = "pie.request_deadline"
+
+
+def allow_more_time(request: Request, seconds: float) -> None:
+    """Extend this request's timeout by ``seconds``: for routes that wait on purpose
+    (the job long-poll), which know how long they will wait once their input is valid."""
+    deadline: asyncio.Timeout | None = request.scope.get("state", {}).get(_DEADLINE)
+    when = deadline.when() if deadline is not None else None
+    if deadline is not None and when is not None:
+        deadline.reschedule(when + seconds)
 
 
 class RequestGuardMiddleware:
@@ -107,8 +115,9 @@ class RequestGuardMiddleware:
 
     Over the concurrency limit a request gets 503 with ``Retry-After`` at once, before any
     work. A request with no response started after ``timeout`` seconds is cancelled (its
-    transaction rolls back: nothing half-written) and answered 503; the job long-poll's
-    ``wait`` is added to its budget. Once a response has started it is left to finish.
+    transaction rolls back: nothing half-written) and answered 503; a route that waits on
+    purpose extends its own budget with `allow_more_time`. Once a response has started it
+    is left to finish.
     """
 
     def __init__(self, app: ASGIApp, timeout: float, limit: int) -> None:
@@ -127,7 +136,8 @@ class RequestGuardMiddleware:
         started = False
         async with self.slots:
             try:
-                async with asyncio.timeout(self._budget(scope)) as deadline:
+                async with asyncio.timeout(self.timeout) as deadline:
+                    scope.setdefault("state", {})[_DEADLINE] = deadline
 
                     async def watched_send(message: Message) -> None:
                         nonlocal started
@@ -143,19 +153,6 @@ class RequestGuardMiddleware:
                 log.warning("request_timed_out", path=scope["path"], after_s=self.timeout)
                 for message in _envelope(503, "request timed out", retry_after=1):
                     await send(message)
-
-    def _budget(self, scope: Scope) -> float:
-        if scope["method"] != "GET" or not _LONG_POLL.match(scope["path"]):
-            return self.timeout
-        for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
-            if name == "wait":
-                try:
-                    wait = float(value)
-                except ValueError:
-                    break
-                # Out-of-range values (NaN included) are the route's 400 to give, in time.
-                return self.timeout + (min(wait, _MAX_WAIT) if wait >= 0 else 0.0)
-        return self.timeout
 
 
 class RequestContextMiddleware:

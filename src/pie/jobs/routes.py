@@ -15,6 +15,7 @@ from pie.api.idempotency import (
     accepted_response,
     idempotency,
 )
+from pie.api.middleware import allow_more_time
 from pie.api.pagination import PAGE_HEADERS, set_page_headers
 from pie.auth.permissions import PieRoute, require
 from pie.auth.principal import Permission, Principal
@@ -97,6 +98,7 @@ async def list_jobs(
 
 @router.get("/jobs/{job_id}", responses=error_responses(NotFound))
 async def get_job(
+    request: Request,
     db: DbDep,
     job_id: JobIdPath,
     who: Annotated[Principal, require(Permission.READ_MODELS, callback=True)],
@@ -106,6 +108,8 @@ async def get_job(
     ] = None,
 ) -> schemas.Job:
     """Get a job; with `wait`, return as soon as it is terminal (or the wait elapses)."""
+    if wait:
+        allow_more_time(request, wait)
     return await service.get_job(db, who, job_id, wait)
 
 
