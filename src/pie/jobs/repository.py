@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import TypeAdapter
 from sqlalchemy import (
     ColumnElement,
+    Insert,
+    Table,
     and_,
+    bindparam,
     case,
     delete,
     false,
     func,
+    insert,
     or_,
     select,
     true,
@@ -113,6 +117,17 @@ _EQUALITY = (
 )
 
 
+_JOBS = cast(Table, tables.Job.__table__)
+_JOB_COLUMNS = tuple(_JOBS.columns)
+
+
+def guarded_job_insert(condition: ColumnElement[bool]) -> Insert:
+    """``INSERT INTO jobs SELECT <the row> WHERE <condition>``: built once by a caller that
+    checked ``condition`` on a read, so the write re-checks it in the same statement."""
+    row = select(*(bindparam(f"job_{c.name}", type_=c.type) for c in _JOB_COLUMNS))
+    return insert(_JOBS).from_select(list(_JOB_COLUMNS), row.where(condition))
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -121,6 +136,12 @@ class JobRepository:
         self.session.add(row)
         await self.session.flush()
         return row
+
+    async def add_if(self, statement: Insert, row: tables.Job, **params: Any) -> bool:
+        """Run a :func:`guarded_job_insert` for ``row``; False when its condition failed."""
+        values = {f"job_{c.name}": getattr(row, c.name) for c in _JOB_COLUMNS}
+        result = await self.session.execute(statement, {**values, **params})
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, job_id: str, *, for_update: bool = False) -> tables.Job | None:
         statement = select(tables.Job).where(tables.Job.id == job_id)
