@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from pie.db.events import Events
+from pie.db.sqlite_driver import OneTripDBAPI
 from pie.errors import ServiceUnavailable
 from pie.settings import Settings
 
@@ -47,6 +48,7 @@ def _sqlite_engine(
 ) -> AsyncEngine:
     engine = create_async_engine(
         url,
+        module=OneTripDBAPI(),
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=settings.database_pool_timeout,
