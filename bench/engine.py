@@ -77,6 +77,8 @@ _POLL_SECONDS = 0.2
 @dataclass(frozen=True)
 class Sizes:
     jobs: int  # drain N
+    bare_jobs: int  # the bare queue's N: a multiple, so its drain lasts seconds too
+    workers: tuple[int, ...]  # `pie worker` counts drained on PostgreSQL
     seconds: float  # latency: measured seconds per rate
     warmup: float  # latency: seconds sent first and not counted
     timeout: float  # a drain not over by then fails its row
@@ -85,8 +87,8 @@ class Sizes:
 
 def _sizes(ctx: Context) -> Sizes:
     if ctx.load.quick:
-        return Sizes(jobs=3_000, seconds=4, warmup=1, timeout=120, settle=20)
-    return Sizes(jobs=10_000, seconds=10, warmup=2, timeout=300, settle=30)
+        return Sizes(3_000, 3_000, (2,), seconds=4, warmup=1, timeout=120, settle=10)
+    return Sizes(10_000, 30_000, (1, 2), seconds=10, warmup=2, timeout=300, settle=30)
 
 
 def _survives(seconds: float) -> Callable[[], bool]:
@@ -273,9 +275,10 @@ async def _pie_latency(pie: Pie, path: str, jobs: Jobs, rate: float, sizes: Size
         async def one(i: int) -> None:
             sent[i] = time.time()
             try:
-                response = await http.post(path, json=ECHO_INPUT)
-            except httpx.HTTPError as error:
-                errors.append(repr(error))
+                async with asyncio.timeout(sizes.settle):
+                    response = await http.post(path, json=ECHO_INPUT)
+            except (httpx.HTTPError, TimeoutError) as error:
+                errors.append(repr(error) if str(error) else f"no answer in {sizes.settle:g} s")
                 return
             if response.status_code != 202:
                 errors.append(f"{response.status_code} {response.text[:300]}")
@@ -311,8 +314,8 @@ def _pie_sqlite(ctx: Context, sizes: Sizes) -> tuple[Run, dict[int, Run]]:
 
 
 def _pie_postgres(ctx: Context, sizes: Sizes) -> dict[int, Run]:
-    """PostgreSQL: `pie serve --no-dispatcher`, N jobs queued, then 1 (and later 2)
-    `pie worker`s at the default concurrency drain them."""
+    """PostgreSQL: `pie serve --no-dispatcher`, N jobs queued, then 1 (full runs only)
+    and 2 `pie worker`s at the default concurrency drain them, N new jobs each."""
     drains: dict[int, Run] = {}
     with ExitStack() as stack:
         url = stack.enter_context(postgres_database("pie_engine"))
@@ -322,8 +325,8 @@ def _pie_postgres(ctx: Context, sizes: Sizes) -> dict[int, Run]:
         template = _submit_one(pie, seed_tenant(pie))
         jobs = Jobs(pg_url=url)
         row, ids = asyncio.run(_seed(jobs, template, sizes.jobs))
-        for workers in (1, 2):
-            if workers > 1:
+        for n, workers in enumerate(sizes.workers):
+            if n:
                 ids = asyncio.run(_copies(jobs, row, sizes.jobs))
             with ExitStack() as running:
                 for w in range(workers):
@@ -424,9 +427,9 @@ def _bare(ctx: Context, sizes: Sizes, kind: str) -> Run:
     drive = Driver(BIN / "python", "bare_queue.py", base_env())
     if kind == "sqlite":
         target = ctx.dir("bare") / "bare.db"
-        return _drained(drive("sqlite", target, sizes.jobs, BARE_BATCH))
+        return _drained(drive("sqlite", target, sizes.bare_jobs, BARE_BATCH))
     with postgres_database("bare") as url:
-        return _drained(drive("postgresql", url, sizes.jobs, BARE_BATCH, BARE_PG_WORKERS))
+        return _drained(drive("postgresql", url, sizes.bare_jobs, BARE_BATCH, BARE_PG_WORKERS))
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -451,8 +454,8 @@ def run(ctx: Context) -> list[Row]:
     peers[CELERY], latency[CELERY] = _celery(ctx, sizes)
     lap("celery")
     if ctx.postgres:
-        drains = _pie_postgres(ctx, sizes)
-        pie["pg, 1 worker"], pie["pg, 2 workers"] = drains[1], drains[2]
+        for workers, drained in _pie_postgres(ctx, sizes).items():
+            pie[f"pg, {workers} worker{'s' if workers > 1 else ''}"] = drained
         lap("PIE postgresql")
         peers[PROCRASTINATE], latency[PROCRASTINATE] = _procrastinate(ctx, sizes)
         lap("procrastinate")
@@ -472,6 +475,7 @@ def run(ctx: Context) -> list[Row]:
                     target=DRAIN_TARGET if at_least else None,
                     at_least=at_least,
                     jobs=sizes.jobs,
+                    peer_jobs=sizes.bare_jobs if peer in (BARE_SQLITE, BARE_PG) else sizes.jobs,
                     pie_concurrency=PIE_CONCURRENCY,
                 )
             )

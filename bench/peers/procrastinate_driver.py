@@ -86,8 +86,9 @@ async def latency(rate: float, seconds: float, warmup: float, settle: float) -> 
     async def one(i: int) -> None:
         sent[i] = time.time()
         try:
-            ids[i] = await noop.defer_async()
-        except Exception as error:  # any failed submit is an error of the run
+            async with asyncio.timeout(settle):
+                ids[i] = await noop.defer_async()
+        except Exception as error:  # any failed or unanswered submit is an error of the run
             errors.append(repr(error))
 
     tasks = [asyncio.create_task(one(i)) async for i in aticks(rate, seconds + warmup)]
