@@ -294,7 +294,7 @@ async def _pie_latency(pie: Pie, path: str, jobs: Jobs, rate: float, sizes: Size
         done_at = await jobs.completed([i for i in ids if i is not None])
     done = [done_at.get(i) if i is not None else None for i in ids]
     first_bad = errors[0] if errors else ""
-    result = latency_summary(sent, done, round(rate * sizes.warmup), len(errors), first_bad)
+    result = latency_summary(sent, done, round(rate * sizes.warmup), first_bad)
     return Run(rate, result["p50_ms"], result["p99_ms"], result["errors"], result["first_bad"])
 
 

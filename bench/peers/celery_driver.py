@@ -112,7 +112,7 @@ def latency(rate: float, seconds: float, warmup: float, settle: float) -> None:
             done.append(None)
             bad = bad or f"task {prefix}{i}: {meta['status'] if meta else 'no result'}"
     first_bad = errors[0] if errors else bad
-    report(latency_summary(sent, done, round(rate * warmup), len(errors), first_bad))
+    report(latency_summary(sent, done, round(rate * warmup), first_bad))
 
 
 def main(argv: list[str]) -> None:

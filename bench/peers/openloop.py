@@ -43,13 +43,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def latency_summary(
-    sent: list[float], done: list[float | None], warmup: int, errors: int, first_bad: str
+    sent: list[float], done: list[float | None], warmup: int, first_bad: str
 ) -> dict[str, Any]:
     """p50/p99 in ms of ``done - sent`` over the jobs after the first ``warmup``.
 
     ``sent`` is the client's wall clock just before each send, ``done`` the completion time
-    the system itself recorded (same machine, same clock); a job with no completion counts
-    as an error.
+    the system itself recorded (same machine, same clock), None for a job whose submit
+    failed or that did not succeed in time: each of those, warm-up included, is an error.
     """
     missing = sum(1 for d in done if d is None)
     measured = list(zip(sent, done, strict=True))[warmup:]
@@ -58,7 +58,7 @@ def latency_summary(
         "jobs": len(measured),
         "p50_ms": percentile(latencies, 0.5) if latencies else 0.0,
         "p99_ms": percentile(latencies, 0.99) if latencies else 0.0,
-        "errors": errors + missing,
+        "errors": missing,
         "first_bad": first_bad or ("a job never completed" if missing else ""),
     }
 

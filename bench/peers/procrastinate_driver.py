@@ -105,7 +105,7 @@ async def latency(rate: float, seconds: float, warmup: float, settle: float) -> 
     bad = [r for r in rows if r["status"] != "succeeded"]
     done = [done_at.get(i) if i is not None else None for i in ids]
     first_bad = errors[0] if errors else (f"job {bad[0]['id']} {bad[0]['status']}" if bad else "")
-    report(latency_summary(sent, done, round(rate * warmup), len(errors), first_bad))
+    report(latency_summary(sent, done, round(rate * warmup), first_bad))
 
 
 async def main(argv: list[str]) -> None:
