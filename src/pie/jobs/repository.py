@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Select,
     Table,
     and_,
     bindparam,
@@ -19,12 +20,15 @@ from sqlalchemy import (
     false,
     func,
     insert,
-    or_,
+    literal,
     select,
     true,
+    tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pie.core.pagination import Page, PageRequest
 from pie.db import tables
@@ -71,17 +75,17 @@ class Visibility:
     client_ids: Collection[str] = ()
     subject: str | None = None
 
-    def clause(self) -> ColumnElement[bool]:
+    def branches(self) -> list[ColumnElement[bool]]:
+        """The jobs the caller may see, as disjoint conditions that each match a
+        (column, created_at, id) index: one per tenant, and their own jobs without one."""
         if self.everything:
-            return true()
-        own = (
-            and_(tables.Job.client_id.is_(None), tables.Job.created_by == self.subject)
-            if self.subject
-            else false()
-        )
-        if self.client_ids:
-            return or_(tables.Job.client_id.in_(sorted(self.client_ids)), own)
-        return own
+            return [true()]
+        parts = [tables.Job.client_id == client for client in sorted(self.client_ids)]
+        if self.subject:
+            parts.append(
+                and_(tables.Job.client_id.is_(None), tables.Job.created_by == self.subject)
+            )
+        return parts or [false()]
 
     def allows(self, row: tables.Job) -> bool:
         if self.everything:
@@ -128,6 +132,20 @@ def guarded_job_insert(condition: ColumnElement[bool]) -> Insert:
     return insert(_JOBS).from_select(list(_JOB_COLUMNS), row.where(condition))
 
 
+def _newest_first(statement: Select[Any], page: PageRequest) -> Select[Any]:
+    """One branch of :meth:`JobRepository.page`: its rows after the cursor, newest first,
+    at most a page and one (what :func:`keyset_page` then takes from the merged branches)."""
+    job = tables.Job
+    statement = statement.order_by(job.created_at.desc(), job.id.desc())
+    if page.after is not None:
+        created, key = page.after
+        cursor = tuple_(literal(created, job.created_at.type), literal(key, job.id.type))
+        statement = statement.where(tuple_(job.created_at, job.id) < cursor)
+    if page.limit is not None:
+        statement = statement.limit(page.limit + 1)
+    return statement
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -152,20 +170,35 @@ class JobRepository:
     async def page(
         self, visibility: Visibility, filters: JobFilters, page: PageRequest
     ) -> Page[schemas.Job]:
-        statement = select(tables.Job).where(visibility.clause())
+        conditions: list[ColumnElement[bool]] = []
         for name in _EQUALITY:
             value = getattr(filters, name)
             if value is not None:
-                statement = statement.where(getattr(tables.Job, name) == value)
+                conditions.append(getattr(tables.Job, name) == value)
         if filters.created_after is not None:
-            statement = statement.where(tables.Job.created_at > filters.created_after)
+            conditions.append(tables.Job.created_at > filters.created_after)
         if filters.created_before is not None:
-            statement = statement.where(tables.Job.created_at < filters.created_before)
+            conditions.append(tables.Job.created_at < filters.created_before)
+        branches = visibility.branches()
+        if len(branches) == 1:
+            job: Any = tables.Job
+            statement = select(tables.Job).where(branches[0], *conditions)
+        else:
+            # Visibility as an OR makes the database collect every job the caller may see
+            # and sort them all (seconds at a million rows). Instead each branch walks its
+            # own index newest first and stops after a page; the pages are then merged.
+            parts = [
+                _newest_first(select(tables.Job).where(branch, *conditions), page).subquery()
+                for branch in branches
+            ]
+            merged = union_all(*(select(part) for part in parts)).subquery()
+            job = aliased(tables.Job, merged)
+            statement = select(job)
         return await keyset_page(
             self.session,
             statement,
-            created_at=tables.Job.created_at,
-            key=tables.Job.id,
+            created_at=job.created_at,
+            key=job.id,
             page=page,
             convert=to_job,
             descending=True,
