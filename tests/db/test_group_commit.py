@@ -115,3 +115,26 @@ async def test_writers_after_a_cancelled_one_still_commit(db: Database) -> None:
 async def _write_one(db: Database, client_id: str) -> None:
     async with db.transaction() as session:
         await ClientRepository(session).add(client_id, "x")
+
+
+async def test_the_first_writer_of_a_batch_failing_leaves_the_queue_to_commit(db: Database) -> None:
+    """The first writer runs without a savepoint; its failure rolls back only itself."""
+
+    async def write(client_id: str, *, fail: bool = False) -> None:
+        async with db.transaction() as session:
+            await ClientRepository(session).add(client_id, "x")
+            await session.flush()
+            if fail:
+                raise LookupError("rejected")
+
+    results = await asyncio.gather(
+        write("first-fails", fail=True), write("second"), write("third"), return_exceptions=True
+    )
+
+    assert isinstance(results[0], LookupError)
+    assert results[1:] == [None, None]
+    assert not await _visible(db, "first-fails")
+    assert await _visible(db, "second")
+    assert await _visible(db, "third")
+    await _write_one(db, "after")  # the writer is usable afterwards
+    assert await _visible(db, "after")

@@ -111,6 +111,16 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 
     _cursor_cls = _Cursor
 
+    def _idle(self) -> bool:
+        """No transaction open: PIE's readers run in autocommit, and the pool's reset on
+        return would otherwise cost every read a round trip for a no-op ROLLBACK."""
+        driver: sqlite3.Connection | None = getattr(self._connection, "_connection", None)
+        return driver is not None and not driver.in_transaction
+
+    def rollback(self) -> None:
+        if not self._idle():
+            super().rollback()
+
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """Pass as ``module=`` to ``create_async_engine`` for a ``sqlite+aiosqlite`` URL."""
