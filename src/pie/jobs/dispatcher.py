@@ -252,20 +252,20 @@ class Dispatcher:
         )
 
     async def _run(self, job: service.Claimed) -> None:
-        bound = structlog.contextvars.bound_contextvars(job_id=job.job_id, attempt=job.attempt)
-        with bound:
-            try:
-                await self._dispatch(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # a bug, or the database went away
-                log.exception("dispatch_crashed")
-                # Counted like a failed dispatch, so a job that always crashes us ends
-                # `dispatch_failed` instead of cycling through lease expiries forever.
-                with contextlib.suppress(Exception):
-                    await service.retry_later(
-                        self.db, self.settings, job, f"internal error: {type(error).__name__}"
-                    )
+        # The task runs in its own copy of the context: binding needs no undoing.
+        structlog.contextvars.bind_contextvars(job_id=job.job_id, attempt=job.attempt)
+        try:
+            await self._dispatch(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug, or the database went away
+            log.exception("dispatch_crashed")
+            # Counted like a failed dispatch, so a job that always crashes us ends
+            # `dispatch_failed` instead of cycling through lease expiries forever.
+            with contextlib.suppress(Exception):
+                await service.retry_later(
+                    self.db, self.settings, job, f"internal error: {type(error).__name__}"
+                )
 
     def _handed_over(self, job: service.Claimed) -> None:
         if self.metrics is not None:

@@ -697,7 +697,7 @@ async def finish_attempts(
                     }
                 )
                 ended.append((job.job_id, state.job_type, result.status, job.attempt))
-                answers[index] = schemas.Completed(
+                answers[index] = schemas.Completed.model_construct(  # built from valid data
                     job_id=job.job_id,
                     model_id=state.model_id,
                     model_version=state.model_version,
