@@ -183,7 +183,8 @@ def latency(args: argparse.Namespace, env: dict[str, str], store: Store, scratch
 
         async def load() -> list[tuple[str, float]]:
             limits = httpx.Limits(max_connections=64)
-            async with httpx.AsyncClient(base_url=url, limits=limits, headers={
+            timeout = httpx.Timeout(30.0)
+            async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout, headers={
                     "Authorization": f"Bearer {token}"}) as h:  # fmt: skip
                 for n in range(20):  # warm up
                     await submit(h, path, n)
