@@ -269,26 +269,47 @@ def started(
         stop(proc)
 
 
-def rss_mb(pids: list[int]) -> float:
-    """Resident memory of these processes and all their descendants, in MiB."""
-    seen: set[int] = set()
+def process_tree(pids: list[int]) -> list[int]:
+    """These processes and all their live descendants."""
+    seen: list[int] = []
     todo = list(pids)
-    total_kb = 0
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
-        seen.add(pid)
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        seen.append(pid)
+        todo.extend(int(c) for c in children)
+    return seen
+
+
+def rss_mb(pids: list[int]) -> float:
+    """Resident memory of these processes and all their descendants, in MiB."""
+    total_kb = 0
+    for pid in process_tree(pids):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
             continue
         for line in status.splitlines():
             if line.startswith("VmRSS:"):
                 total_kb += int(line.split()[1])
-        todo.extend(int(c) for c in children)
     return total_kb / 1024
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and their descendants."""
+    ticks = 0
+    for pid in process_tree(pids):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class RssSampler:
@@ -313,6 +334,50 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak_mb = max(self.peak_mb, rss_mb(self.pids))
+
+
+def _pg_active(database_url: str) -> int:
+    """Queries running in this PostgreSQL database, besides the one asking."""
+
+    async def count() -> int:
+        conn = await asyncpg.connect(database_url)
+        try:
+            sql = (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state = 'active' AND pid <> pg_backend_pid()"
+            )
+            return int(await conn.fetchval(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+def wait_idle(
+    pids: list[int],
+    *,
+    database_url: str | None = None,
+    busy: float = 0.05,
+    timeout_s: float = 120,
+) -> float:
+    """Wait until a server's process tree uses under ``busy`` of a core for two 0.25 s windows
+    in a row (and its PostgreSQL database, if given, runs no query); returns the seconds
+    waited.
+
+    A server keeps working on the requests a finished wrk run left in flight (a WSGI thread
+    pool cannot drop them), so the next run would start behind that backlog; waiting here
+    makes every run start from an idle server.
+    """
+    start = time.monotonic()
+    quiet = 0
+    used = cpu_seconds(pids)
+    while quiet < 2 and time.monotonic() - start < timeout_s:
+        time.sleep(0.25)
+        now = cpu_seconds(pids)
+        idle = now - used < busy * 0.25 and not (database_url and _pg_active(database_url))
+        quiet = quiet + 1 if idle else 0
+        used = now
+    return time.monotonic() - start
 
 
 def postgres_available() -> bool:

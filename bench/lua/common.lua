@@ -1,6 +1,6 @@
 -- Shared by every bench script (bench/run.py prepends it): thread ids, a per-thread request
 -- counter for unique bodies, a strict non-2xx count, and one JSON line from done().
--- Arguments after `--`: <unique prefix> <bearer token or "-">.
+-- Arguments after `--`: <unique prefix> <bearer token or "-"> [script arguments -> extra].
 local threads = {}
 local next_tid = 0
 
@@ -14,9 +14,13 @@ prefix = "r"
 counter = 0
 non2xx = 0
 first_bad = ""
+extra = {}
 
 function init(args)
    prefix = args[1] or "r"
+   for i = 3, #args do
+      extra[i - 2] = args[i]
+   end
    if args[2] and args[2] ~= "-" then
       wrk.headers["Authorization"] = "Bearer " .. args[2]
    end
@@ -27,6 +31,14 @@ end
 function unique_id()
    counter = counter + 1
    return string.format("%s-%d-%d", prefix, tid, counter)
+end
+
+-- Index (0-based) of one of `count` shared targets for the next request, the `nthreads`
+-- threads taking turns so no two threads work on the same target at the same time.
+local turn = 0
+function round_robin(count, nthreads)
+   turn = turn + 1
+   return ((turn - 1) * nthreads + tid - 1) % count
 end
 
 function response(status, headers, body)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,3 +56,13 @@ def app(
 def models(app: FastAPI, db: Database) -> Models:
     """Builds models whose handlers are in-process implementations (test ones included)."""
     return Models(db, app.state.implementations)
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
+    """SQLite only, for the query-plan tests: its planner pitfalls and their remedies."""
+    target = tmp_path / "plan.db"
+    shutil.copyfile(sqlite_template, target)
+    database = Database(Settings(database_url=f"sqlite:///{target}", data_dir=tmp_path))
+    yield database
+    await database.dispose()

@@ -12,11 +12,14 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from pie.core.clock import utcnow
+from pie.core.ids import new_id
 from pie.db.database import Database
 from pie.jobs import service
 from pie.jobs.dispatcher import Dispatcher
@@ -53,6 +56,32 @@ COMPLETED_KEYS = {"job_id", "model_id", "model_version", "status", "triggered_ev
 TERMINAL = {"success", "failure", "cancelled"}
 
 _counter = itertools.count(1)
+
+
+def finished_job_row(index: int, **values: Any) -> dict[str, Any]:
+    """A succeeded job's row, ``index`` seconds old, for inserting backlogs in bulk."""
+    now = utcnow() - timedelta(seconds=index)
+    return {
+        "id": new_id(),
+        "job_type": "inference",
+        "status": "success",
+        "model_id": "m",
+        "model_version": "1",
+        "handler": {"type": "in_process", "value": "echo"},
+        "handler_type": "in_process",
+        "input": {},
+        "warnings": [],
+        "context": {},
+        "triggered_events": [],
+        "depth": 0,
+        "created_by": "bench",
+        "attempt": 1,
+        "dispatch_failures": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
 
 
 def unique(prefix: str) -> str:

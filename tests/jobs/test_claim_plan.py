@@ -3,64 +3,25 @@ even after ANALYZE on a large finished backlog, never scan the whole jobs table.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event, insert, text
 
-from pie.core.clock import utcnow
-from pie.core.ids import new_id
 from pie.db import tables
 from pie.db.database import Database
 from pie.jobs import service
 from pie.settings import Settings
+from tests.jobs.factories import finished_job_row
 
 BACKLOG = 3000
-
-
-def _finished_job(index: int) -> dict[str, Any]:
-    now = utcnow() - timedelta(seconds=index)
-    return {
-        "id": new_id(),
-        "job_type": "inference",
-        "status": "success",
-        "model_id": "m",
-        "model_version": "1",
-        "handler": {"type": "in_process", "value": "echo"},
-        "handler_type": "in_process",
-        "input": {},
-        "warnings": [],
-        "context": {},
-        "triggered_events": [],
-        "depth": 0,
-        "created_by": "bench",
-        "attempt": 1,
-        "dispatch_failures": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-@pytest.fixture
-async def sqlite_db(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Database]:
-    """SQLite only: the pitfall and its `INDEXED BY` remedy are SQLite's."""
-    target = tmp_path / "plan.db"
-    shutil.copyfile(sqlite_template, target)
-    database = Database(Settings(database_url=f"sqlite:///{target}", data_dir=tmp_path))
-    yield database
-    await database.dispose()
 
 
 async def test_claim_uses_the_due_index_over_a_finished_backlog(sqlite_db: Database) -> None:
     db = sqlite_db
     settings = Settings(data_dir=Path("unused"))
     async with db.transaction() as session:
-        await session.execute(insert(tables.Job), [_finished_job(i) for i in range(BACKLOG)])
+        await session.execute(insert(tables.Job), [finished_job_row(i) for i in range(BACKLOG)])
     async with db.write_engine.begin() as connection:
         await connection.execute(text("ANALYZE"))
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request, Response
 from pie.core.pagination import MAX_LIMIT, Page, PageRequest, decode_cursor
 
 
-def _page_request(
+async def _page_request(
     limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = None,
     cursor: Annotated[
         str | None,

@@ -2,17 +2,118 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, String, and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pie.assignments import schemas
 from pie.core.pagination import Page, PageRequest
 from pie.db import tables
 from pie.db.pagination import keyset_page
+from pie.jobs.repository import JobRepository, guarded_job_insert
 
 DOMAIN_SCOPE = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobTarget:
+    """What starting a job through a domain key needs, read in one statement."""
+
+    client_status: str
+    domain_status: str | None
+    assignment_id: str | None
+    version: tables.ModelVersion | None
+
+
+def _job_target_statement() -> Select[Any]:
+    client, domain = tables.Client, tables.Domain
+    assignment, version = tables.Assignment, tables.ModelVersion
+    domain_id = bindparam("domain_id", type_=String())
+    return (
+        select(
+            client.status,
+            domain.status,
+            assignment.assignment_id,
+            version.model_id,
+            version.version,
+            version.status,
+            version.handlers,
+            version.handler_contracts,
+            version.training_output,
+        )
+        .select_from(client)
+        .outerjoin(
+            domain, and_(domain.client_id == client.client_id, domain.domain_id == domain_id)
+        )
+        .outerjoin(
+            assignment,
+            and_(
+                assignment.client_id == client.client_id,
+                assignment.domain_id == domain_id,
+                assignment.scope == DOMAIN_SCOPE,
+                assignment.assignment_key == bindparam("key"),
+                assignment.status == "active",
+            ),
+        )
+        .outerjoin(
+            version,
+            and_(
+                version.model_id == assignment.model_id,
+                version.version == assignment.model_version,
+            ),
+        )
+        .where(client.client_id == bindparam("client_id"))
+    )
+
+
+def _still_assigned() -> Any:
+    """The key still names this assignment, and its client and domain are still active."""
+    client, domain, assignment = tables.Client, tables.Domain, tables.Assignment
+    return exists().where(
+        assignment.assignment_id == bindparam("guard_assignment_id"),
+        assignment.status == "active",
+        domain.client_id == assignment.client_id,
+        domain.domain_id == assignment.domain_id,
+        domain.status == "active",
+        client.client_id == assignment.client_id,
+        client.status == "active",
+    )
+
+
+# Built once: the submit path is the hottest write there is.
+_JOB_TARGET = _job_target_statement()
+_INSERT_IF_ASSIGNED = guarded_job_insert(_still_assigned())
+
+
+async def job_target(
+    session: AsyncSession, client_id: str, domain_id: str, key: str
+) -> JobTarget | None:
+    """Client, domain, the key's active domain assignment and its version; None: no client."""
+    params = {"client_id": client_id, "domain_id": domain_id, "key": key}
+    row = (await session.execute(_JOB_TARGET, params)).one_or_none()
+    if row is None:
+        return None
+    version = None
+    if row[3] is not None:
+        version = tables.ModelVersion(
+            model_id=row[3],
+            version=row[4],
+            status=row[5],
+            handlers=row[6],
+            handler_contracts=row[7],
+            training_output=row[8],
+        )
+    return JobTarget(row[0], row[1], row[2], version)
+
+
+async def add_job_if_assigned(session: AsyncSession, job: tables.Job, assignment_id: str) -> bool:
+    """Insert ``job`` only while its assignment, domain and client are still active."""
+    return await JobRepository(session).add_if(
+        _INSERT_IF_ASSIGNED, job, guard_assignment_id=assignment_id
+    )
 
 
 def to_assignment(row: tables.Assignment) -> schemas.Assignment:

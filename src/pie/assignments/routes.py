@@ -4,7 +4,7 @@ No `from __future__ import annotations` here: the routes are built in a function
 FastAPI must see the local `Scope` alias itself, not its name.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -58,18 +58,18 @@ UPSERTED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _revisions_page(
+async def _revisions_page(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> PageRequest:
     return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
 
 
-def _domain_scope() -> None:
+async def _domain_scope() -> None:
     return None
 
 
-def _service_scope(service_id: ServiceIdPath) -> str:
+async def _service_scope(service_id: ServiceIdPath) -> str:
     return service_id
 
 
@@ -78,7 +78,7 @@ def _upserted(result: tuple[schemas.Assignment, bool]) -> JSONResponse:
     return JSONResponse(assignment.model_dump(mode="json"), status_code=201 if created else 200)
 
 
-def _add_routes(prefix: str, scope: Callable[..., str | None], label: str) -> None:
+def _add_routes(prefix: str, scope: Callable[..., Awaitable[str | None]], label: str) -> None:
     Scope = Annotated[str | None, Depends(scope)]
 
     @router.post(

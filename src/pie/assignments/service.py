@@ -12,7 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pie.assignments import freeze, schemas
-from pie.assignments.repository import AssignmentRepository, to_assignment
+from pie.assignments.repository import (
+    AssignmentRepository,
+    add_job_if_assigned,
+    job_target,
+    to_assignment,
+)
 from pie.auth.principal import Permission, Principal
 from pie.core.clock import utcnow
 from pie.core.ids import new_id
@@ -232,6 +237,12 @@ async def run_job(
         raise Forbidden(f"token lacks permission {needed.value}")
     if body.subscribe and body.job_type != "inference":
         raise BadRequest("body.subscribe: only inference jobs can subscribe")
+    if body.job_type == "inference" and service_id is None and not body.subscribe:
+        started = await _run_domain_inference(
+            db, settings, who, client_id, domain_id, key, body, idempotency
+        )
+        if started is not None:
+            return started
     now = utcnow()
     async with db.transaction() as session:
         remembered = await jobs.replay(session, idempotency, now)
@@ -288,6 +299,63 @@ async def run_job(
             job = inference
         else:
             job = await _train_new_version(db, session, who, assignment, body, tenant)
+        accepted = jobs.Accepted(202, {"job_id": job.id})
+        return await jobs.remember(
+            session, idempotency, accepted, now, settings.idempotency_ttl_seconds
+        )
+
+
+async def _run_domain_inference(
+    db: Database,
+    settings: Settings,
+    who: Principal,
+    client_id: str,
+    domain_id: str,
+    key: str,
+    body: schemas.AssignmentJobRequest,
+    idempotency: jobs.Idempotency | None,
+) -> jobs.Accepted | None:
+    """The hot path: inference through a domain key, read once outside the write lock and
+    inserted by one statement that re-checks what the read saw. None when the assignment
+    changed in between; the caller then takes the locked path, which answers correctly."""
+    now = utcnow()
+    async with db.read() as session:
+        remembered = await jobs.replay(session, idempotency, now, cleanup=False)
+        if remembered is not None:
+            return remembered
+        target = await job_target(session, client_id, domain_id, key)
+    # The same checks, in the same order, as load_domain and the locked path.
+    if target is None:
+        raise not_found("client", client_id)
+    if target.client_status != "active":
+        raise Unprocessable("client suspended")
+    if target.domain_status is None:
+        raise not_found("domain", domain_id)
+    if target.domain_status != "active":
+        raise Unprocessable("domain not active")
+    if target.assignment_id is None or target.version is None:
+        raise Unprocessable("no model assigned")
+    jobs.check_input(target.version, "inference", body.input)
+    job = jobs.new_job(
+        job_type="inference",
+        version=target.version,
+        input=body.input,
+        created_by=who.subject,
+        tenant=jobs.Tenant(
+            client_id=client_id,
+            domain_id=domain_id,
+            assignment_id=target.assignment_id,
+            assignment_key=key,
+        ),
+    )
+    async with db.transaction() as session:
+        if idempotency is not None:  # a twin request may have committed since the read
+            remembered = await jobs.replay(session, idempotency, now)
+            if remembered is not None:
+                return remembered
+        if not await add_job_if_assigned(session, job, target.assignment_id):
+            return None
+        await db.events.publish(session, jobs.NEW_JOBS)
         accepted = jobs.Accepted(202, {"job_id": job.id})
         return await jobs.remember(
             session, idempotency, accepted, now, settings.idempotency_ttl_seconds

@@ -191,7 +191,15 @@ class Job(Base):
             sqlite_where=text("status = 'started'"),
         ),
         Index("ix_jobs_client_id_created_at_id", "client_id", "created_at", "id"),
-        Index("ix_jobs_created_by_created_at_id", "created_by", "created_at", "id"),
+        # A caller's own jobs (visibility): only jobs without a tenant, newest first.
+        Index(
+            "ix_jobs_created_by_created_at_id_no_client",
+            "created_by",
+            "created_at",
+            "id",
+            postgresql_where=text("client_id IS NULL"),
+            sqlite_where=text("client_id IS NULL"),
+        ),
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_model_id_model_version", "model_id", "model_version"),
     )

@@ -54,9 +54,7 @@ def check_input(version: tables.ModelVersion, job_type: str, value: Any) -> None
         raise Unprocessable(f"input does not match the {job_type} input_schema", errors=errors)
 
 
-async def create_job(
-    db: Database,
-    session: AsyncSession,
+def new_job(
     *,
     job_type: str,
     version: tables.ModelVersion,
@@ -66,7 +64,7 @@ async def create_job(
     lineage: Lineage | None = None,
     service_init: bool = False,
 ) -> tables.Job:
-    """Insert a pending job for ``version`` and wake the dispatchers on commit.
+    """A pending job for ``version``, not yet added to any session.
 
     ``service_init``: the job (re-)initializes ``tenant.service_id``, whose status follows
     the job's end (§8.1).
@@ -81,7 +79,7 @@ async def create_job(
     }
     if service_init:
         context["service_init"] = True
-    row = tables.Job(
+    return tables.Job(
         id=new_id(),
         job_type=job_type,
         status="pending",
@@ -108,6 +106,31 @@ async def create_job(
         next_attempt_at=now,
         created_at=now,
         updated_at=now,
+    )
+
+
+async def create_job(
+    db: Database,
+    session: AsyncSession,
+    *,
+    job_type: str,
+    version: tables.ModelVersion,
+    input: dict[str, Any],
+    created_by: str,
+    tenant: Tenant | None = None,
+    lineage: Lineage | None = None,
+    service_init: bool = False,
+) -> tables.Job:
+    """Insert a pending job for ``version`` (see :func:`new_job`) and wake the dispatchers
+    on commit."""
+    row = new_job(
+        job_type=job_type,
+        version=version,
+        input=input,
+        created_by=created_by,
+        tenant=tenant,
+        lineage=lineage,
+        service_init=service_init,
     )
     await JobRepository(session).add(row)
     await db.events.publish(session, NEW_JOBS)

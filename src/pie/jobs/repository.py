@@ -10,7 +10,9 @@ from typing import Any, cast
 from pydantic import TypeAdapter
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Row,
+    Select,
     Table,
     and_,
     bindparam,
@@ -18,12 +20,17 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    insert,
+    literal,
     or_,
     select,
     true,
+    tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pie.core.pagination import Page, PageRequest
 from pie.db import tables
@@ -89,17 +96,17 @@ class Visibility:
     client_ids: Collection[str] = ()
     subject: str | None = None
 
-    def clause(self) -> ColumnElement[bool]:
+    def branches(self) -> list[ColumnElement[bool]]:
+        """The jobs the caller may see, as disjoint conditions that each match a
+        (column, created_at, id) index: one per tenant, and their own jobs without one."""
         if self.everything:
-            return true()
-        own = (
-            and_(tables.Job.client_id.is_(None), tables.Job.created_by == self.subject)
-            if self.subject
-            else false()
-        )
-        if self.client_ids:
-            return or_(tables.Job.client_id.in_(sorted(self.client_ids)), own)
-        return own
+            return [true()]
+        parts = [tables.Job.client_id == client for client in sorted(self.client_ids)]
+        if self.subject:
+            parts.append(
+                and_(tables.Job.client_id.is_(None), tables.Job.created_by == self.subject)
+            )
+        return parts or [false()]
 
     def allows(self, row: tables.Job) -> bool:
         if self.everything:
@@ -135,6 +142,31 @@ _EQUALITY = (
 )
 
 
+_JOBS = cast(Table, tables.Job.__table__)
+_JOB_COLUMNS = tuple(_JOBS.columns)
+
+
+def guarded_job_insert(condition: ColumnElement[bool]) -> Insert:
+    """``INSERT INTO jobs SELECT <the row> WHERE <condition>``: built once by a caller that
+    checked ``condition`` on a read, so the write re-checks it in the same statement."""
+    row = select(*(bindparam(f"job_{c.name}", type_=c.type) for c in _JOB_COLUMNS))
+    return insert(_JOBS).from_select(list(_JOB_COLUMNS), row.where(condition))
+
+
+def _newest_first(statement: Select[Any], page: PageRequest) -> Select[Any]:
+    """One branch of :meth:`JobRepository.page`: its rows after the cursor, newest first,
+    at most a page and one (what :func:`keyset_page` then takes from the merged branches)."""
+    job = tables.Job
+    statement = statement.order_by(job.created_at.desc(), job.id.desc())
+    if page.after is not None:
+        created, key = page.after
+        cursor = tuple_(literal(created, job.created_at.type), literal(key, job.id.type))
+        statement = statement.where(tuple_(job.created_at, job.id) < cursor)
+    if page.limit is not None:
+        statement = statement.limit(page.limit + 1)
+    return statement
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -143,6 +175,12 @@ class JobRepository:
         self.session.add(row)
         await self.session.flush()
         return row
+
+    async def add_if(self, statement: Insert, row: tables.Job, **params: Any) -> bool:
+        """Run a :func:`guarded_job_insert` for ``row``; False when its condition failed."""
+        values = {f"job_{c.name}": getattr(row, c.name) for c in _JOB_COLUMNS}
+        result = await self.session.execute(statement, {**values, **params})
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, job_id: str, *, for_update: bool = False) -> tables.Job | None:
         statement = select(tables.Job).where(tables.Job.id == job_id)
@@ -210,20 +248,35 @@ class JobRepository:
     async def page(
         self, visibility: Visibility, filters: JobFilters, page: PageRequest
     ) -> Page[schemas.Job]:
-        statement = select(tables.Job).where(visibility.clause())
+        conditions: list[ColumnElement[bool]] = []
         for name in _EQUALITY:
             value = getattr(filters, name)
             if value is not None:
-                statement = statement.where(getattr(tables.Job, name) == value)
+                conditions.append(getattr(tables.Job, name) == value)
         if filters.created_after is not None:
-            statement = statement.where(tables.Job.created_at > filters.created_after)
+            conditions.append(tables.Job.created_at > filters.created_after)
         if filters.created_before is not None:
-            statement = statement.where(tables.Job.created_at < filters.created_before)
+            conditions.append(tables.Job.created_at < filters.created_before)
+        branches = visibility.branches()
+        if len(branches) == 1:
+            job: Any = tables.Job
+            statement = select(tables.Job).where(branches[0], *conditions)
+        else:
+            # Visibility as an OR makes the database collect every job the caller may see
+            # and sort them all (seconds at a million rows). Instead each branch walks its
+            # own index newest first and stops after a page; the pages are then merged.
+            parts = [
+                _newest_first(select(tables.Job).where(branch, *conditions), page).subquery()
+                for branch in branches
+            ]
+            merged = union_all(*(select(part) for part in parts)).subquery()
+            job = aliased(tables.Job, merged)
+            statement = select(job)
         return await keyset_page(
             self.session,
             statement,
-            created_at=tables.Job.created_at,
-            key=tables.Job.id,
+            created_at=job.created_at,
+            key=job.id,
             page=page,
             convert=to_job,
             descending=True,

@@ -34,12 +34,12 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {202: {"headers": REPLAY_HEADERS}}
 DEFAULT_JOBS_LIMIT = 100
 
 
-def _adapters(request: Request) -> Adapters:
+async def _adapters(request: Request) -> Adapters:
     adapters: Adapters = request.app.state.adapters
     return adapters
 
 
-def _jobs_page(
+async def _jobs_page(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_JOBS_LIMIT,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> PageRequest:
@@ -49,7 +49,7 @@ def _jobs_page(
 _id = Query(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
 
 
-def _filters(
+async def _filters(
     model_id: Annotated[str | None, _id] = None,
     model_version: Annotated[
         str | None, Query(max_length=VERSION_MAX_LENGTH, pattern=VERSION_PATTERN)

@@ -27,6 +27,7 @@ from pie.core.pagination import Page, PageRequest
 from pie.db import tables
 from pie.db.database import Database, after_commit
 from pie.db.events import JOB_DONE
+from pie.db.events import NEW_JOBS as NEW_JOBS
 from pie.db.rows import insert_unique
 from pie.errors import Conflict, Forbidden, Unprocessable, not_found
 from pie.jobs import schemas
@@ -35,6 +36,7 @@ from pie.jobs.creation import Lineage as Lineage
 from pie.jobs.creation import Tenant as Tenant
 from pie.jobs.creation import check_input as check_input
 from pie.jobs.creation import create_job as create_job
+from pie.jobs.creation import new_job as new_job
 from pie.jobs.metrics import JOB_FINISHED_LOCAL
 from pie.jobs.repository import (
     IdempotencyRepository,
@@ -83,14 +85,17 @@ class Accepted:
 
 
 async def replay(
-    session: AsyncSession, idempotency: Idempotency | None, now: datetime
+    session: AsyncSession, idempotency: Idempotency | None, now: datetime, *, cleanup: bool = True
 ) -> Accepted | None:
+    """The remembered answer to this key, if any; ``cleanup`` (write sessions only) also
+    drops this scope's expired record so the key can be used again."""
     if idempotency is None:
         return None
     repository = IdempotencyRepository(session)
     found = await repository.get(idempotency.scope, now=now)
     if found is None:
-        await repository.forget_expired(now=now, scope=idempotency.scope)
+        if cleanup:
+            await repository.forget_expired(now=now, scope=idempotency.scope)
         return None
     if found.request_hash != idempotency.request_hash:
         raise Conflict("Idempotency-Key was already used with a different request body")

@@ -25,7 +25,7 @@ LIST_OK: dict[int | str, dict[str, Any]] = {200: {"headers": PAGE_HEADERS}}
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
-def _implementations(request: Request) -> Implementations:
+async def _implementations(request: Request) -> Implementations:
     implementations: Implementations = request.app.state.implementations
     return implementations
 
@@ -33,7 +33,7 @@ def _implementations(request: Request) -> Implementations:
 ImplementationsDep = Annotated[Implementations, Depends(_implementations)]
 
 
-def _filters(
+async def _filters(
     request: Request,
     status: Annotated[
         schemas.ModelStatus | None, Query(description="Only models in this status.")

@@ -186,10 +186,10 @@ async def list_versions(db: Database, model_id: str, page: PageRequest) -> Page[
 async def get_version(db: Database, model_id: str, version: str) -> schemas.Version:
     async with db.read() as session:
         repository = ModelRepository(session)
-        if await repository.get(model_id) is None:
-            raise not_found("model", model_id)
         row = await repository.get_version(model_id, version)
-        if row is None:
+        if row is None:  # only now is it worth asking which of the two is missing
+            if await repository.get(model_id) is None:
+                raise not_found("model", model_id)
             raise not_found("model version", version)
         return to_version(row)
 
