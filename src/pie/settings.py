@@ -143,7 +143,13 @@ class Settings(BaseSettings):
         ),
     )
     dispatcher_concurrency: int = Field(
-        8, ge=1, le=1024, description="Jobs one dispatcher runs or hands off at the same time."
+        128,
+        ge=1,
+        le=1024,
+        description=(
+            "Jobs one dispatcher runs or hands off at the same time (also the most it claims "
+            "and finishes in one transaction)."
+        ),
     )
     dispatcher_poll_seconds: float = Field(
         1.0,

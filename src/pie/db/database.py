@@ -131,6 +131,7 @@ class Database:
             session.info[_HOOKS_KEY] = hooks
             async with session.begin():
                 yield session
+                await self.events.flush(session)
         for hook in hooks:
             hook()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,10 @@ JOB_DONE = "pie_job_done"
 CHANNELS = (NEW_JOBS, JOB_DONE)
 
 Listener = Callable[[str], None]
+_PENDING_KEY = "pie.notifications"
+_NOTIFY_MANY = text(
+    "SELECT pg_notify(c, p) FROM unnest(CAST(:c AS text[]), CAST(:p AS text[])) AS n(c, p)"
+)
 
 
 class Events:
@@ -43,19 +47,36 @@ class Events:
             else None
         )
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self._waiters: dict[tuple[str, str], set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._users = 0
 
     # -- publishing ---------------------------------------------------------------------------
 
     async def publish(self, session: AsyncSession, channel: str, payload: str = "") -> None:
+        """Signal ``payload`` on ``channel`` once the session's transaction commits.
+
+        On PostgreSQL the notifications of one transaction are sent together by
+        :meth:`flush`, just before the commit (``pg_notify`` is delivered on commit anyway,
+        so sending it last changes nothing but the number of round trips).
+        """
         from pie.db.database import after_commit
 
         after_commit(session, lambda: self.signal(channel, payload))
         if self._postgres:
-            await session.execute(select(func.pg_notify(channel, payload)))
+            session.info.setdefault(_PENDING_KEY, set()).add((channel, payload))
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Send the transaction's notifications in one statement (PostgreSQL)."""
+        pending = session.info.pop(_PENDING_KEY, None)
+        if not pending:
+            return
+        channels, payloads = zip(*sorted(pending), strict=True)
+        await session.execute(_NOTIFY_MANY, {"c": list(channels), "p": list(payloads)})
 
     def signal(self, channel: str, payload: str) -> None:
+        for event in self._waiters.get((channel, payload), ()):
+            event.set()
         for listener in list(self._listeners.get(channel, ())):
             try:
                 listener(payload)
@@ -70,18 +91,21 @@ class Events:
 
     @contextlib.asynccontextmanager
     async def waiting_for(self, channel: str, payload: str) -> AsyncIterator[asyncio.Event]:
-        """An event set when ``payload`` is published on ``channel``."""
+        """An event set when ``payload`` is published on ``channel``.
+
+        Kept by (channel, payload), so a signal costs one look-up however many requests
+        wait (a long-poll per job would otherwise make every signal visit all of them).
+        """
         event = asyncio.Event()
-
-        def on(value: str) -> None:
-            if value == payload:
-                event.set()
-
-        stop = self.listen(channel, on)
+        key = (channel, payload)
+        self._waiters[key].add(event)
         try:
             yield event
         finally:
-            stop()
+            waiting = self._waiters[key]
+            waiting.discard(event)
+            if not waiting:
+                del self._waiters[key]
 
     async def start(self) -> None:
         """Start relaying PostgreSQL notifications (reference-counted; no-op on SQLite)."""

@@ -210,6 +210,11 @@ def _solve(
     return solution
 
 
+NON_BLOCKING = frozenset({"echo", "fail"})
+"""Built-ins that do no work (return or raise at once): the dispatcher calls them on the
+event loop, as it already checks every output there; a thread hop would cost far more
+than the call."""
+
 BUILTINS = {
     "echo": echo,
     "fail": fail,

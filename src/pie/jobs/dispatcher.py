@@ -31,6 +31,62 @@ from pie.settings import Settings
 log = structlog.get_logger("pie.dispatcher")
 _KEY_CLEANUP_SECONDS = 300.0
 _MAINTENANCE_STOP_SECONDS = 30.0
+_FINISH_BATCH = 256
+
+
+class Finisher:
+    """Group commit of results: what ended while one batch committed goes in the next.
+
+    A caller waits until its result is committed (or dropped: see
+    :func:`service.finish_attempts`). No waiting to fill a batch: one result alone is
+    written at once. A batch whose transaction fails is retried one result at a time, so
+    one bad job cannot hold back the others; each of those failures goes to its caller.
+    """
+
+    def __init__(self, db: Database, *, batch: int = _FINISH_BATCH) -> None:
+        self.db = db
+        self.batch = batch
+        self._queue: list[tuple[service.Result, asyncio.Future[object]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def finish(self, result: service.Result) -> object:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._queue.append((result, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write(), name="pie-dispatcher-finisher")
+        return await future
+
+    async def _write(self) -> None:
+        while self._queue:
+            taken, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+            batch = [(result, future) for result, future in taken if not future.done()]
+            if not batch:
+                continue
+            if len(batch) > 1:
+                try:
+                    answers = await service.finish_attempts(self.db, [r for r, _f in batch])
+                except Exception:
+                    log.exception("finish_batch_failed", jobs=len(batch))
+                else:
+                    for (_result, future), answer in zip(batch, answers, strict=True):
+                        if not future.done():
+                            future.set_result(answer)
+                    continue
+            for result, future in batch:  # alone, or again one by one
+                try:
+                    [answer] = await service.finish_attempts(self.db, [result])
+                except Exception as error:
+                    if not future.done():
+                        future.set_exception(error)
+                else:
+                    if not future.done():
+                        future.set_result(answer)
+
+    async def stop(self) -> None:
+        """Let the batch being written finish (a cancelled write could leave its
+        connection unusable)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 class Dispatcher:
@@ -57,6 +113,7 @@ class Dispatcher:
         self._last_cleanup = 0.0
         self._watchers: set[asyncio.Task[None]] = set()
         self._finishing: set[str] = set()
+        self._finisher = Finisher(db)
         self.metrics = metrics
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -87,6 +144,7 @@ class Dispatcher:
                     await asyncio.wait_for(maintenance, timeout=_MAINTENANCE_STOP_SECONDS)
                 except TimeoutError:
                     log.warning("maintenance_stop_timed_out")
+            await self._finisher.stop()
             for stop in unlisten:
                 stop()
             if self._watchers:  # short reads; let them end rather than cut them off
@@ -99,10 +157,13 @@ class Dispatcher:
         self.wake()
 
     async def _loop(self) -> None:
+        # Refill in batches: with jobs still running, wait until a quarter of the slots are
+        # free rather than paying a claim transaction (a commit) per finished job.
+        refill = max(1, self.concurrency // 4)
         while not self._stopping.is_set():
             self._wake.clear()
             free = self.concurrency - len(self._inflight)
-            if free > 0:
+            if free >= refill or (free > 0 and not self._inflight):
                 try:
                     claimed = await service.claim(
                         self.db, self.settings, owner=self.owner, limit=free
@@ -191,20 +252,20 @@ class Dispatcher:
         )
 
     async def _run(self, job: service.Claimed) -> None:
-        bound = structlog.contextvars.bound_contextvars(job_id=job.job_id, attempt=job.attempt)
-        with bound:
-            try:
-                await self._dispatch(job)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # a bug, or the database went away
-                log.exception("dispatch_crashed")
-                # Counted like a failed dispatch, so a job that always crashes us ends
-                # `dispatch_failed` instead of cycling through lease expiries forever.
-                with contextlib.suppress(Exception):
-                    await service.retry_later(
-                        self.db, self.settings, job, f"internal error: {type(error).__name__}"
-                    )
+        # The task runs in its own copy of the context: binding needs no undoing.
+        structlog.contextvars.bind_contextvars(job_id=job.job_id, attempt=job.attempt)
+        try:
+            await self._dispatch(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug, or the database went away
+            log.exception("dispatch_crashed")
+            # Counted like a failed dispatch, so a job that always crashes us ends
+            # `dispatch_failed` instead of cycling through lease expiries forever.
+            with contextlib.suppress(Exception):
+                await service.retry_later(
+                    self.db, self.settings, job, f"internal error: {type(error).__name__}"
+                )
 
     def _handed_over(self, job: service.Claimed) -> None:
         if self.metrics is not None:
@@ -227,8 +288,8 @@ class Dispatcher:
         if isinstance(outcome, Done):
             self._finishing.add(job.job_id)
             try:
-                await service.finish_attempt(
-                    self.db, job, outcome.status, output=outcome.output, error=outcome.error
+                await self._finisher.finish(
+                    service.Result(job, outcome.status, output=outcome.output, error=outcome.error)
                 )
             finally:
                 self._finishing.discard(job.job_id)

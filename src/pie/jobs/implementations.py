@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from pie.jobs.builtin import BUILTINS
+from pie.jobs.builtin import BUILTINS, NON_BLOCKING
 
 ENTRY_POINT_GROUP = "pie.handlers"
 log = structlog.get_logger("pie.handlers")
@@ -27,6 +27,8 @@ class Registered:
     name: str
     source: str  # "builtin" | "entry_point" | "configured"
     target: Implementation
+    non_blocking: bool = False
+    """A synchronous built-in that returns at once: called on the loop, not in a thread."""
 
     @property
     def description(self) -> str:
@@ -46,7 +48,10 @@ class Implementations(Mapping[str, Registered]):
 
     @classmethod
     def load(cls, extra: Mapping[str, Implementation] | None = None) -> Implementations:
-        items = {name: Registered(name, "builtin", fn) for name, fn in BUILTINS.items()}
+        items = {
+            name: Registered(name, "builtin", fn, non_blocking=name in NON_BLOCKING)
+            for name, fn in BUILTINS.items()
+        }
         for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if entry.name in items:
                 log.warning("handler_shadowing_refused", name=entry.name)

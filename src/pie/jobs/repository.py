@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Row,
     Select,
     Table,
     and_,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     true,
     tuple_,
@@ -37,6 +39,25 @@ from pie.jobs import schemas
 from pie.registry.schemas import Handler
 
 _HANDLER: TypeAdapter[Any] = TypeAdapter(Handler)
+_CLAIMED = (
+    tables.Job.id,
+    tables.Job.attempt,
+    tables.Job.job_type,
+    tables.Job.status,
+    tables.Job.model_id,
+    tables.Job.model_version,
+    tables.Job.handler,
+    tables.Job.input,
+    tables.Job.context,
+    tables.Job.client_id,
+    tables.Job.domain_id,
+    tables.Job.service_id,
+    tables.Job.assignment_id,
+    tables.Job.subscription_id,
+    tables.Job.deadline_at,
+    tables.Job.created_at,
+)
+"""What a claim returns: the columns of a dispatch request and its §5.2 payload."""
 
 
 def to_job(row: tables.Job) -> schemas.Job:
@@ -167,6 +188,63 @@ class JobRepository:
             statement = statement.with_for_update()
         return (await self.session.scalars(statement)).one_or_none()
 
+    async def end_states(self, job_ids: Collection[str]) -> dict[str, Row[Any]]:
+        """What deciding how to end these jobs needs; the rows are locked (id order, so
+        two lockers of many rows cannot deadlock) for the rest of the transaction."""
+        job = tables.Job
+        statement = (
+            select(
+                job.id,
+                job.attempt,
+                job.status,
+                job.job_type,
+                job.model_id,
+                job.model_version,
+                job.context,
+            )
+            .where(job.id.in_(sorted(job_ids)))
+            .order_by(job.id)
+            .with_for_update()
+        )
+        return {row.id: row for row in (await self.session.execute(statement)).all()}
+
+    async def end_many(self, ends: Sequence[Mapping[str, Any]]) -> None:
+        """End jobs whose end touches nothing but their row, in one statement (executemany).
+
+        Each of ``ends``: ``b_id``, ``b_attempt``, ``b_status``, ``b_output``, ``b_error``,
+        ``b_now``; fenced by attempt and by a status that has not ended.
+        """
+        job = cast(Table, tables.Job.__table__)  # Core: executemany, not an ORM bulk update
+        statement = (
+            update(job)
+            .where(
+                job.c.id == bindparam("b_id"),
+                job.c.attempt == bindparam("b_attempt"),
+                or_(job.c.status == "pending", job.c.status == "started"),  # no IN: executemany
+            )
+            .values(
+                status=bindparam("b_status"),
+                output=bindparam("b_output", type_=job.c.output.type),
+                error=bindparam("b_error", type_=job.c.error.type),
+                completed_at=bindparam("b_now", type_=job.c.completed_at.type),
+                updated_at=bindparam("b_now", type_=job.c.updated_at.type),
+                leased_until=None,
+                triggered_events=[],
+            )
+        )
+        await self.session.execute(statement, list(ends))
+
+    async def get_many(
+        self, job_ids: Collection[str], *, for_update: bool = False
+    ) -> dict[str, tables.Job]:
+        """The jobs by id; locked in id order, so two lockers of many rows cannot deadlock."""
+        statement = (
+            select(tables.Job).where(tables.Job.id.in_(sorted(job_ids))).order_by(tables.Job.id)
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        return {row.id: row for row in (await self.session.scalars(statement)).all()}
+
     async def page(
         self, visibility: Visibility, filters: JobFilters, page: PageRequest
     ) -> Page[schemas.Job]:
@@ -215,7 +293,7 @@ class JobRepository:
         now: datetime,
         leased_until: datetime,
         timeouts: Mapping[str, timedelta],
-    ) -> Sequence[tables.Job]:
+    ) -> Sequence[Row[Any]]:
         """Take up to ``limit`` jobs: due pending ones, or (``expired``) those whose holder
         stopped renewing its lease. SKIP LOCKED lets any number of workers share the queue."""
         job = tables.Job
@@ -255,8 +333,11 @@ class JobRepository:
         now: datetime,
         leased_until: datetime,
         timeouts: Mapping[str, timedelta],
-    ) -> Sequence[tables.Job]:
-        """Lease the rows; in-process jobs start right here (one transaction less each)."""
+    ) -> Sequence[Row[Any]]:
+        """Lease the rows; in-process jobs start right here (one transaction less each).
+
+        Returns plain rows of the columns a dispatch needs (no ORM objects: a claim may
+        take hundreds of jobs)."""
         job = tables.Job
         starts = and_(job.status == "pending", job.handler_type == "in_process")
         statement = (
@@ -277,10 +358,10 @@ class JobRepository:
                     else_=job.deadline_at,
                 ),
             )
-            .returning(tables.Job)
-            .execution_options(synchronize_session=False, populate_existing=True)
+            .returning(*_CLAIMED)
+            .execution_options(synchronize_session=False)
         )
-        return (await self.session.scalars(statement)).all()
+        return (await self.session.execute(statement)).all()
 
     async def fenced(
         self, job_id: str, attempt: int, *, statuses: Collection[str], **values: Any
@@ -301,14 +382,24 @@ class JobRepository:
     async def set_leases(
         self, held: Collection[tuple[str, int]], *, leased_until: datetime
     ) -> None:
-        """Renew (a later time) or give back (now) the leases of jobs this worker holds."""
-        for job_id, attempt in held:
-            await self.session.execute(
-                update(tables.Job)
-                .where(tables.Job.id == job_id, tables.Job.attempt == attempt)
-                .values(leased_until=leased_until)
-                .execution_options(synchronize_session=False)
+        """Renew (a later time) or give back (now) the leases of jobs this worker holds
+        and that have not ended meanwhile; one statement for all of them (executemany)."""
+        if not held:
+            return
+        job = cast(Table, tables.Job.__table__)  # Core: executemany, not an ORM bulk update
+        statement = (
+            update(job)
+            .where(
+                job.c.id == bindparam("b_id"),
+                job.c.attempt == bindparam("b_attempt"),
+                or_(job.c.status == "pending", job.c.status == "started"),  # no IN: executemany
             )
+            .values(leased_until=bindparam("b_until", type_=job.c.leased_until.type))
+        )
+        await self.session.execute(
+            statement,
+            [{"b_id": i, "b_attempt": a, "b_until": leased_until} for i, a in held],
+        )
 
     async def overdue(self, *, now: datetime, limit: int) -> Sequence[str]:
         statement = (

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +50,7 @@ from pie.registry.transitions import move_version
 from pie.settings import Settings
 from pie.subscriptions import firing
 from pie.subscriptions import service as subscriptions
+from pie.subscriptions.repository import SubscriptionRepository
 from pie.tenant_services.repository import end_initialization
 
 log = structlog.get_logger("pie.jobs")
@@ -301,6 +303,38 @@ async def _ended(session: AsyncSession, job: tables.Job, now: datetime) -> None:
         await end_initialization(session, job, succeeded=job.status == "success", now=now)
 
 
+class _Lookups:
+    """What finishing many jobs reads alike, read once per transaction: models, versions
+    and whether a model has any subscription an event would fire."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._repository = ModelRepository(session)
+        self._session = session
+        self._models: dict[str, tables.Model | None] = {}
+        self._versions: dict[tuple[str, str], tables.ModelVersion | None] = {}
+        self._fires: dict[tuple[str, str], bool] = {}
+
+    async def model(self, model_id: str, *, for_update: bool) -> tables.Model | None:
+        if for_update:  # a lock is taken by the statement, never served from the cache
+            self._models[model_id] = await self._repository.get(model_id, for_update=True)
+        elif model_id not in self._models:
+            self._models[model_id] = await self._repository.get(model_id)
+        return self._models[model_id]
+
+    async def version(self, model_id: str, version: str) -> tables.ModelVersion | None:
+        key = (model_id, version)
+        if key not in self._versions:
+            self._versions[key] = await self._repository.get_version(model_id, version)
+        return self._versions[key]
+
+    async def fires(self, model_id: str, event: str) -> bool:
+        key = (model_id, event)
+        if key not in self._fires:
+            found = await SubscriptionRepository(self._session).firing(model_id, event)
+            self._fires[key] = bool(found)
+        return self._fires[key]
+
+
 async def _finish(
     db: Database,
     session: AsyncSession,
@@ -309,8 +343,13 @@ async def _finish(
     *,
     output: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
+    lookups: _Lookups | None = None,
 ) -> schemas.Completed:
-    """Record a job's end and its consequences, in the caller's transaction (§4)."""
+    """Record a job's end and its consequences, in the caller's transaction (§4).
+
+    ``lookups`` shares model, version and subscription reads between the jobs that one
+    transaction finishes; the row updates are flushed by the caller's commit.
+    """
 
     def answer(row: tables.Job) -> schemas.Completed:
         return schemas.Completed.model_validate(
@@ -332,10 +371,10 @@ async def _finish(
         raise Conflict(f"job '{job.id}' already ended with status {job.status}")
 
     now = utcnow()
-    repository = ModelRepository(session)
+    lookups = lookups or _Lookups(session)
     # Only a training job changes its version's status, which needs the model lock.
-    model = await repository.get(job.model_id, for_update=job.job_type == "training")
-    version = await repository.get_version(job.model_id, job.model_version)
+    model = await lookups.model(job.model_id, for_update=job.job_type == "training")
+    version = await lookups.version(job.model_id, job.model_version)
     warnings = list(job.warnings)
     if status == "success" and version is not None and output is not None:
         contract = (version.handler_contracts or {}).get(job.job_type) or {}
@@ -381,17 +420,36 @@ async def _finish(
             )
         else:
             await move_version(session, model, version, "failed")
-    if job.job_type == "inference" and status == "success" and model is not None:
+    if (
+        job.job_type == "inference"
+        and status == "success"
+        and model is not None
+        and await lookups.fires(model.id, "inference_complete")
+    ):
         job.triggered_events = await firing.fire(
             db, session, source=model, event="inference_complete", trigger=job
         )
     await _ended(session, job, now)
-    await session.flush()
-    await db.events.publish(session, JOB_DONE, job.id)
-    finished = {"job_id": job.id, "status": status, "attempt": job.attempt}
-    after_commit(session, lambda: log.info("job_finished", **finished))
-    after_commit(session, lambda: db.events.signal(JOB_FINISHED_LOCAL, f"{job.job_type}:{status}"))
+    await _announce(db, session, [(job.id, job.job_type, status, job.attempt)])
     return answer(job)
+
+
+async def _announce(
+    db: Database, session: AsyncSession, ended: list[tuple[str, str, str, int]]
+) -> None:
+    """Wake long-poll waiters (``JOB_DONE``), log and count ended jobs, once committed.
+
+    ``ended``: (job_id, job_type, status, attempt) of each job this transaction ends.
+    """
+    for job_id, _job_type, _status, _attempt in ended:
+        await db.events.publish(session, JOB_DONE, job_id)
+
+    def announce() -> None:
+        for job_id, job_type, status, attempt in ended:
+            log.info("job_finished", job_id=job_id, status=status, attempt=attempt)
+            db.events.signal(JOB_FINISHED_LOCAL, f"{job_type}:{status}")
+
+    after_commit(session, announce)
 
 
 async def complete_job(
@@ -485,8 +543,9 @@ class Claimed:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-def _payload(row: tables.Job) -> dict[str, Any]:
-    """The handler protocol object of API.md §5.2, without ``callback``."""
+def _payload(row: Any) -> dict[str, Any]:
+    """The handler protocol object of API.md §5.2, without ``callback`` (of a job row or
+    a claimed row)."""
     context = row.context or {}
     return {
         "pie_version": "2",
@@ -573,6 +632,16 @@ async def mark_started(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one attempt of a job came to, for :func:`finish_attempts`."""
+
+    job: Claimed
+    status: str
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
 async def finish_attempt(
     db: Database,
     job: Claimed,
@@ -582,14 +651,96 @@ async def finish_attempt(
     error: dict[str, Any] | None = None,
 ) -> schemas.Completed | None:
     """Record the result of this attempt, unless the job moved on (fenced)."""
+    [answer] = await finish_attempts(db, [Result(job, status, output=output, error=error)])
+    return answer
+
+
+async def finish_attempts(
+    db: Database, results: Sequence[Result]
+) -> list[schemas.Completed | None]:
+    """Record many attempts' results in one transaction (group commit), each fenced.
+
+    Each job ends exactly as :func:`finish_attempt` would end it alone; ``None`` for one
+    whose result is dropped: re-claimed (stale attempt), cancelled, or already ended
+    (e.g. completed through the callback meanwhile). One statement locks all the rows;
+    model, version and subscription reads are shared between the jobs.
+
+    A *plain* end (an inference job whose end has no consequence outside its row: no
+    subscription to fire, no output schema to check, no service to initialize) is written
+    by one statement for all such jobs; every other end goes through :func:`_finish`.
+    """
+    ids = [result.job.job_id for result in results]
     async with db.transaction() as session:
-        row = await JobRepository(session).get(job.job_id, for_update=True)
-        if row is None or row.attempt != job.attempt:
-            log.warning("stale_attempt_result_dropped", job_id=job.job_id, attempt=job.attempt)
-            return None
-        if row.status == "cancelled":
-            return None
-        return await _finish(db, session, row, status, output=_as_object(output), error=error)
+        repository = JobRepository(session)
+        states = await repository.end_states(ids)
+        lookups = _Lookups(session)
+        now = utcnow()
+        answers: list[schemas.Completed | None] = [None] * len(results)
+        plain: list[dict[str, Any]] = []
+        ended: list[tuple[str, str, str, int]] = []
+        rich: list[int] = []
+        for index, result in enumerate(results):
+            job = result.job
+            state = states.get(job.job_id)
+            if state is None or state.attempt != job.attempt:
+                log.warning("stale_attempt_result_dropped", job_id=job.job_id, attempt=job.attempt)
+            elif state.status in schemas.TERMINAL:
+                if state.status != "cancelled":
+                    log.warning(
+                        "result_of_ended_job_dropped", job_id=job.job_id, status=state.status
+                    )
+            elif await _plain_end(state, result, lookups):
+                success = result.status == "success"
+                plain.append(
+                    {
+                        "b_id": job.job_id,
+                        "b_attempt": job.attempt,
+                        "b_status": result.status,
+                        "b_output": _as_object(result.output) if success else None,
+                        "b_error": None if success else result.error,
+                        "b_now": now,
+                    }
+                )
+                ended.append((job.job_id, state.job_type, result.status, job.attempt))
+                answers[index] = schemas.Completed.model_construct(  # built from valid data
+                    job_id=job.job_id,
+                    model_id=state.model_id,
+                    model_version=state.model_version,
+                    status=result.status,  # type: ignore[arg-type]
+                    triggered_events=[],
+                )
+            else:
+                rich.append(index)
+        if plain:
+            await repository.end_many(plain)
+            await _announce(db, session, ended)
+        if rich:
+            rows = await repository.get_many([ids[index] for index in rich])
+            for index in rich:
+                result = results[index]
+                answers[index] = await _finish(
+                    db,
+                    session,
+                    rows[result.job.job_id],
+                    result.status,
+                    output=_as_object(result.output),
+                    error=result.error,
+                    lookups=lookups,
+                )
+        return answers
+
+
+async def _plain_end(state: Any, result: Result, lookups: _Lookups) -> bool:
+    """Whether ending this job changes nothing but its own row (see finish_attempts)."""
+    if state.job_type != "inference" or (state.context or {}).get("service_init"):
+        return False
+    if result.status != "success":
+        return True
+    if await lookups.fires(state.model_id, "inference_complete"):
+        return False
+    version = await lookups.version(state.model_id, state.model_version)
+    contract = ((version.handler_contracts or {}) if version is not None else {}).get("inference")
+    return result.output is None or not (contract or {}).get("output_schema")
 
 
 async def retry_later(

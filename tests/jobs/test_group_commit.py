@@ -1,0 +1,276 @@
+"""Group commit of in-process results: many jobs end in one transaction, each exactly as it
+would end alone (API.md §4 completion effects, §5.1 fencing), and a failing batch falls
+back to one result at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from pie.db.database import Database
+from pie.db.events import JOB_DONE
+from pie.jobs import service
+from pie.jobs.dispatcher import Finisher
+from pie.jobs.repository import JobRepository
+from pie.settings import Settings
+from tests.jobs.factories import Models, get_job, start_inference
+from tests.subscriptions.factories import Y_OUTPUT, Api, relay
+
+
+async def claimed(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    db: Database,
+    settings: Settings,
+    model_id: str,
+    count: int,
+) -> list[service.Claimed]:
+    """``count`` jobs of ``model_id``, claimed (started, leased), in creation order."""
+    job_ids = [await start_inference(client, admin, model_id, {"n": n}) for n in range(count)]
+    taken = {job.job_id: job for job in await service.claim(db, settings, owner="t", limit=count)}
+    assert set(taken) == set(job_ids)
+    return [taken[job_id] for job_id in job_ids]
+
+
+def successes(jobs: Sequence[service.Claimed]) -> list[service.Result]:
+    return [service.Result(job, "success", output={"n": n}) for n, job in enumerate(jobs)]
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements the write engine runs in the block."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append(sql.split(None, 1)[0].upper())
+
+    event.listen(db.write_engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
+
+
+class TestFinishAttempts:
+    async def test_plain_ends_of_many_jobs_take_one_update_statement(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
+        jobs = await claimed(client, admin, db, settings, model_id, 20)
+        with statements(db) as seen:
+            answers = await service.finish_attempts(db, successes(jobs))
+        assert [a.status if a else None for a in answers] == ["success"] * 20
+        assert seen.count("UPDATE") == 1  # executemany: one statement for all 20 rows
+        for n, job in enumerate(jobs):
+            body = await get_job(client, admin, job.job_id)
+            assert (body["status"], body["output"], body["attempt"]) == ("success", {"n": n}, 1)
+            assert body["completed_at"] is not None
+        async with db.read() as session:
+            rows = await JobRepository(session).get_many([job.job_id for job in jobs])
+        assert {row.leased_until for row in rows.values()} == {None}
+
+    async def test_each_jobs_subscriptions_fire_exactly_once(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+    ) -> None:
+        source, target = await models.create(), await models.create()
+        subscription = await Api(client, admin).subscribe(source, relay(target))
+        jobs = await claimed(client, admin, db, settings, source, 5)
+        answers = await service.finish_attempts(db, successes(jobs))
+        fired = []
+        for answer in answers:
+            assert answer is not None
+            [triggered] = answer.triggered_events
+            assert triggered.subscription_id == subscription["id"]
+            fired.append(triggered.job_id)
+        assert len(set(fired)) == 5
+        parents = [(await get_job(client, admin, job_id))["parent_job_id"] for job_id in fired]
+        assert sorted(parents) == sorted(job.job_id for job in jobs)
+        response = await client.get(
+            "/v2/jobs", params={"model_id": target, "limit": 100}, headers=admin
+        )
+        assert len(response.json()) == 5  # nothing fired twice
+
+    async def test_a_cancelled_job_in_a_batch_is_not_completed_and_the_others_are(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
+        first, cancelled, last = await claimed(client, admin, db, settings, model_id, 3)
+        response = await client.post(f"/v2/jobs/{cancelled.job_id}/cancel", headers=admin)
+        assert response.status_code == 200, response.text
+        answers = await service.finish_attempts(db, successes([first, cancelled, last]))
+        assert [a.status if a else None for a in answers] == ["success", None, "success"]
+        job = await get_job(client, admin, cancelled.job_id)
+        assert (job["status"], job["output"]) == ("cancelled", None)
+
+    async def test_a_stale_attempt_in_a_batch_is_dropped_alone(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
+        current, other = await claimed(client, admin, db, settings, model_id, 2)
+        stale = dataclasses.replace(other, attempt=other.attempt - 1)
+        answers = await service.finish_attempts(db, successes([current, stale]))
+        assert answers[0] is not None
+        assert answers[1] is None
+        assert (await get_job(client, admin, other.job_id))["status"] == "started"
+
+    async def test_plain_and_checked_ends_share_a_batch(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+    ) -> None:
+        plain = await models.create()
+        checked = await models.create(contracts={"inference": {"output_schema": Y_OUTPUT}})
+        [a] = await claimed(client, admin, db, settings, plain, 1)
+        [b] = await claimed(client, admin, db, settings, checked, 1)
+        failure = {"code": "handler_error", "message": "x"}
+        answers = await service.finish_attempts(
+            db,
+            [
+                service.Result(a, "failure", output={"ignored": 1}, error=failure),
+                service.Result(b, "success", output={"y": "not a number"}),
+            ],
+        )
+        assert [x.status if x else None for x in answers] == ["failure", "success"]
+        job_a, job_b = [await get_job(client, admin, j.job_id) for j in (a, b)]
+        assert (job_a["output"], job_a["error"], job_a["warnings"]) == (None, failure, [])
+        assert job_b["output"] == {"y": "not a number"}
+        [warning] = job_b["warnings"]
+        assert "output_schema" in warning
+
+    async def test_a_job_ended_elsewhere_meanwhile_is_left_as_it_ended(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
+        [job] = await claimed(client, admin, db, settings, model_id, 1)
+        path = f"/v2/models/{model_id}/versions/1/jobs/{job.job_id}/complete"
+        response = await client.post(path, json={"status": "failure"}, headers=admin)
+        assert response.status_code == 200, response.text
+        # Dropped, not a 409-style error that would fail the rest of a batch.
+        assert await service.finish_attempts(db, successes([job])) == [None]
+        assert (await get_job(client, admin, job.job_id))["status"] == "failure"
+
+    async def test_each_ended_job_wakes_its_waiters(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
+        jobs = await claimed(client, admin, db, settings, model_id, 3)
+        async with (
+            db.events.waiting_for(JOB_DONE, jobs[0].job_id) as first,
+            db.events.waiting_for(JOB_DONE, jobs[2].job_id) as last,
+        ):
+            await service.finish_attempts(db, successes(jobs))
+            assert first.is_set()
+            assert last.is_set()
+
+    async def test_releasing_leases_leaves_ended_jobs_alone(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
+        [job] = await claimed(client, admin, db, settings, model_id, 1)
+        await service.finish_attempts(db, successes([job]))
+        await service.release_leases(db, [(job.job_id, job.attempt)])
+        async with db.read() as session:
+            row = await JobRepository(session).get(job.job_id)
+        assert row is not None
+        assert row.leased_until is None
+
+
+class TestFinisher:
+    async def test_results_that_end_while_a_batch_commits_share_the_next_transaction(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        model_id = await models.create()
+        jobs = await claimed(client, admin, db, settings, model_id, 10)
+        sizes: list[int] = []
+        real = service.finish_attempts
+
+        async def counted(database: Database, results: Sequence[service.Result]) -> list[Any]:
+            sizes.append(len(results))
+            return await real(database, results)
+
+        monkeypatch.setattr(service, "finish_attempts", counted)
+        finisher = Finisher(db)
+        answers = await asyncio.gather(*(finisher.finish(r) for r in successes(jobs)))
+        assert all(answer is not None for answer in answers)
+        assert sum(sizes) == 10
+        assert len(sizes) <= 2  # at most the first alone at once, the rest together
+
+    async def test_a_failing_batch_is_retried_one_result_at_a_time(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        db: Database,
+        settings: Settings,
+        models: Models,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        model_id = await models.create()
+        jobs = await claimed(client, admin, db, settings, model_id, 4)
+        poisoned = jobs[2].job_id
+        real = service.finish_attempts
+
+        async def fragile(database: Database, results: Sequence[service.Result]) -> list[Any]:
+            if any(r.job.job_id == poisoned for r in results):
+                raise RuntimeError("cannot write this one")
+            return await real(database, results)
+
+        monkeypatch.setattr(service, "finish_attempts", fragile)
+        finisher = Finisher(db)
+        outcomes = await asyncio.gather(
+            *(finisher.finish(r) for r in successes(jobs)), return_exceptions=True
+        )
+        assert isinstance(outcomes[2], RuntimeError)  # only its own caller fails
+        for n in (0, 1, 3):
+            assert (await get_job(client, admin, jobs[n].job_id))["status"] == "success"
+        assert (await get_job(client, admin, poisoned))["status"] == "started"
