@@ -412,6 +412,25 @@ def postgres_database(name: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
+@contextmanager
+def postgres_copy(source_url: str, name: str) -> Iterator[str]:
+    """A fresh PostgreSQL database copied from another (``CREATE DATABASE … TEMPLATE``; nobody
+    may be connected to the source) for the block, dropped after; yields its URL."""
+    with postgres_database(name) as url:
+        source, copy = source_url.rsplit("/", 1)[1], url.rsplit("/", 1)[1]
+
+        async def recreate() -> None:
+            conn = await asyncpg.connect(PG_ADMIN_URL)
+            try:
+                await conn.execute(f'DROP DATABASE "{copy}"')
+                await conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{source}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(recreate())
+        yield url
+
+
 def pie_token(env: dict[str, str]) -> str:
     """An admin token for the PIE server that runs with this environment."""
     return subprocess.run(
