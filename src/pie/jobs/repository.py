@@ -14,6 +14,7 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -167,6 +168,17 @@ def _newest_first(statement: Select[Any], page: PageRequest) -> Select[Any]:
     return statement
 
 
+def _fenced_update() -> Update:
+    """Core ``UPDATE jobs`` of one attempt that has not ended, for executemany (no ORM bulk
+    update; no ``IN``, which executemany cannot bind)."""
+    job = _JOBS
+    return update(job).where(
+        job.c.id == bindparam("b_id"),
+        job.c.attempt == bindparam("b_attempt"),
+        or_(job.c.status == "pending", job.c.status == "started"),
+    )
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -214,23 +226,15 @@ class JobRepository:
         Each of ``ends``: ``b_id``, ``b_attempt``, ``b_status``, ``b_output``, ``b_error``,
         ``b_now``; fenced by attempt and by a status that has not ended.
         """
-        job = cast(Table, tables.Job.__table__)  # Core: executemany, not an ORM bulk update
-        statement = (
-            update(job)
-            .where(
-                job.c.id == bindparam("b_id"),
-                job.c.attempt == bindparam("b_attempt"),
-                or_(job.c.status == "pending", job.c.status == "started"),  # no IN: executemany
-            )
-            .values(
-                status=bindparam("b_status"),
-                output=bindparam("b_output", type_=job.c.output.type),
-                error=bindparam("b_error", type_=job.c.error.type),
-                completed_at=bindparam("b_now", type_=job.c.completed_at.type),
-                updated_at=bindparam("b_now", type_=job.c.updated_at.type),
-                leased_until=None,
-                triggered_events=[],
-            )
+        job = _JOBS
+        statement = _fenced_update().values(
+            status=bindparam("b_status"),
+            output=bindparam("b_output", type_=job.c.output.type),
+            error=bindparam("b_error", type_=job.c.error.type),
+            completed_at=bindparam("b_now", type_=job.c.completed_at.type),
+            updated_at=bindparam("b_now", type_=job.c.updated_at.type),
+            leased_until=None,
+            triggered_events=[],
         )
         await self.session.execute(statement, list(ends))
 
@@ -386,15 +390,9 @@ class JobRepository:
         and that have not ended meanwhile; one statement for all of them (executemany)."""
         if not held:
             return
-        job = cast(Table, tables.Job.__table__)  # Core: executemany, not an ORM bulk update
-        statement = (
-            update(job)
-            .where(
-                job.c.id == bindparam("b_id"),
-                job.c.attempt == bindparam("b_attempt"),
-                or_(job.c.status == "pending", job.c.status == "started"),  # no IN: executemany
-            )
-            .values(leased_until=bindparam("b_until", type_=job.c.leased_until.type))
+        job = _JOBS
+        statement = _fenced_update().values(
+            leased_until=bindparam("b_until", type_=job.c.leased_until.type)
         )
         await self.session.execute(
             statement,
