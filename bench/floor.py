@@ -73,7 +73,7 @@ def _backend(ctx: Context, kind: str, stack: ExitStack) -> list[Row]:
 
 def run(ctx: Context) -> list[Row]:
     rows: list[Row] = []
-    for kind in ("sqlite", "postgresql") if ctx.postgres else ("sqlite",):
+    for kind in ("sqlite", "postgresql") if ctx.postgres and not ctx.load.quick else ("sqlite",):
         with ExitStack() as stack:
             rows += _backend(ctx, kind, stack)
     return rows

@@ -149,7 +149,7 @@ def _load(ctx: Context, served: Served) -> dict[tuple[str, int], Run]:
     load = ctx.load
     warmup_s = min(load.warmup_s, MAX_WARMUP_S)
     measure_s = min(load.measure_s, MAX_MEASURE_S)
-    longest = (2 if load.quick else MAX_STRETCH) * measure_s
+    longest = (1 if load.quick else MAX_STRETCH) * measure_s
     runs: dict[tuple[str, int], Run] = {}
     for name, t in served.scenarios.items():
         url = served.url + t.path

@@ -120,16 +120,21 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     md = table(rows)
     meta = ", ".join(f"{k} {v}" for k, v in versions.items())
+    failed = [r for r in rows if r.errors or r.peer_errors]
+    verdict = (
+        f"**The run failed** (exit 1): errors in {', '.join(sorted({r.scenario for r in failed}))}."
+        if failed
+        else "No errors."
+    )
     section = (
         f"\n### {stamp} — `{command}`\n\n{meta}; wall {wall_s} s; "
-        f"{load.warmup_s} s warm-up + {load.measure_s} s per HTTP run.\n\n{md}\n"
+        f"{load.warmup_s} s warm-up + {load.measure_s} s per HTTP run. {verdict}\n\n{md}\n"
     )
     if not args.no_readme and crashed is None:
         with (BENCH / "README.md").open("a") as readme:
             readme.write(section)
     print(md)
     print(f"\nwrote {out.relative_to(BENCH.parent)}; wall {wall_s} s")
-    failed = [r for r in rows if r.errors or r.peer_errors]
     for r in failed:
         print(
             f"FAILED {r.scenario} c={r.concurrency}: {r.errors} errors"
