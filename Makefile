@@ -38,6 +38,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff format --check src tests
 	$(BIN)/ruff check src tests
+	cd bench && ../$(BIN)/ruff format --check --config ruff.toml . && ../$(BIN)/ruff check --config ruff.toml .
 	$(BIN)/lint-imports
 
 typecheck: venv
