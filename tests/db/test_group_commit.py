@@ -62,15 +62,11 @@ async def test_queued_writers_share_commits_and_return_only_after_them(db: Datab
 async def test_a_failing_writer_rolls_back_only_its_own_work(db: Database) -> None:
     log = _count_commits(db)
 
-    async def write(client_id: str, *, fail: bool = False) -> None:
-        async with db.transaction() as session:
-            await ClientRepository(session).add(client_id, "x")
-            await session.flush()
-            if fail:
-                raise LookupError("rejected")
-
     results = await asyncio.gather(
-        write("keep-a"), write("drop-b", fail=True), write("keep-c"), return_exceptions=True
+        _write_one(db, "keep-a"),
+        _write_one(db, "drop-b", fail=True),
+        _write_one(db, "keep-c"),
+        return_exceptions=True,
     )
 
     assert results[0] is None
@@ -112,23 +108,23 @@ async def test_writers_after_a_cancelled_one_still_commit(db: Database) -> None:
     assert not await _visible(db, "cancelled")
 
 
-async def _write_one(db: Database, client_id: str) -> None:
+async def _write_one(db: Database, client_id: str, *, fail: bool = False) -> None:
+    """One client row in its own transaction; ``fail`` raises after the row is flushed."""
     async with db.transaction() as session:
         await ClientRepository(session).add(client_id, "x")
+        await session.flush()
+        if fail:
+            raise LookupError("rejected")
 
 
 async def test_the_first_writer_of_a_batch_failing_leaves_the_queue_to_commit(db: Database) -> None:
     """The first writer runs without a savepoint; its failure rolls back only itself."""
 
-    async def write(client_id: str, *, fail: bool = False) -> None:
-        async with db.transaction() as session:
-            await ClientRepository(session).add(client_id, "x")
-            await session.flush()
-            if fail:
-                raise LookupError("rejected")
-
     results = await asyncio.gather(
-        write("first-fails", fail=True), write("second"), write("third"), return_exceptions=True
+        _write_one(db, "first-fails", fail=True),
+        _write_one(db, "second"),
+        _write_one(db, "third"),
+        return_exceptions=True,
     )
 
     assert isinstance(results[0], LookupError)
