@@ -42,6 +42,7 @@ from peers.openloop import aticks, latency_summary
 from pie.core.ids import new_id
 from pie.settings import Settings
 from pie_server import Pie, pie_serve, seed_tenant
+from rawhttp import RawClient
 
 PEERS = BENCH / "peers"
 PROCRASTINATE_PINS = ["procrastinate==3.10.0", "psycopg[binary]==3.3.9", "psycopg-pool==3.3.3"]
@@ -265,30 +266,32 @@ async def _pie_latency(pie: Pie, path: str, jobs: Jobs, rate: float, sizes: Size
     sent = [0.0] * total
     ids: list[str | None] = [None] * total
     errors: list[str] = []
-    # Connections enough that the client never queues a request (PIE answers 503 only
-    # above 1,000 at once); a submit not answered by the settle limit is an error.
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(
-        base_url=pie.url, headers=pie.headers, timeout=sizes.settle, limits=limits
-    ) as http:
+    # A lean keep-alive client (rawhttp.py) with a connection per request in flight, so
+    # neither its CPU nor a queue of its own is counted as PIE's latency; a submit not
+    # answered by the settle limit is an error.
+    client = RawClient(pie.url, pie.headers)
+    request = client.request(path, ECHO_INPUT)
 
-        async def one(i: int) -> None:
-            sent[i] = time.time()
-            try:
-                async with asyncio.timeout(sizes.settle):
-                    response = await http.post(path, json=ECHO_INPUT)
-            except (httpx.HTTPError, TimeoutError) as error:
-                errors.append(repr(error) if str(error) else f"no answer in {sizes.settle:g} s")
-                return
-            if response.status_code != 202:
-                errors.append(f"{response.status_code} {response.text[:300]}")
-                return
-            ids[i] = response.json()["job_id"]
+    async def one(i: int) -> None:
+        sent[i] = time.time()
+        try:
+            async with asyncio.timeout(sizes.settle):
+                status, body = await client.send(request)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
+            errors.append(repr(error) if str(error) else f"no answer in {sizes.settle:g} s")
+            return
+        if status != 202:
+            errors.append(f"{status} {body[:300].decode(errors='replace')}")
+            return
+        ids[i] = json.loads(body)["job_id"]
 
+    try:
         tasks = [
             asyncio.create_task(one(i)) async for i in aticks(rate, sizes.seconds + sizes.warmup)
         ]
         await asyncio.gather(*tasks)
+    finally:
+        await client.aclose()
     async with jobs:
         await jobs.wait(sizes.settle)
         done_at = await jobs.completed([i for i in ids if i is not None])
