@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from pie.db.database import Database
 from pie.jobs import service
@@ -120,6 +121,53 @@ class TestThroughput:
             job = await finished(client, admin, await start_inference(client, admin, model_id))
             assert job["status"] == "success"
             assert clock.elapsed < 3
+
+    async def test_a_backlog_larger_than_its_slots_drains_without_waiting_for_the_poll(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        settings: Settings,
+        db: Database,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
+        job_ids = [await start_inference(client, admin, model_id, {"n": n}) for n in range(24)]
+        slow_poll = settings.model_copy(update={"dispatcher_poll_seconds": 30})
+        clock = Stopwatch()
+        async with running(app, slow_poll, db, concurrency=4):
+            for job_id in job_ids:
+                assert (await finished(client, admin, job_id))["status"] == "success"
+        assert clock.elapsed < 10  # six rounds of four slots, each woken by finished jobs
+
+    async def test_an_empty_queue_costs_one_claim_per_new_job_not_one_per_finished_job(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        settings: Settings,
+        db: Database,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
+        slow_poll = settings.model_copy(update={"dispatcher_poll_seconds": 30})
+        claims: list[str] = []
+
+        def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+            if "lease_owner=" in sql and "RETURNING" in sql:
+                claims.append(sql)
+
+        async with running(app, slow_poll, db):
+            await asyncio.sleep(0.2)  # the start-up claim found nothing; idle in the poll
+            event.listen(db.write_engine.sync_engine, "before_cursor_execute", record)
+            try:
+                for n in range(5):
+                    job_id = await start_inference(client, admin, model_id, {"n": n})
+                    assert (await finished(client, admin, job_id))["status"] == "success"
+                    await asyncio.sleep(0.05)  # room for a claim the finished job might cause
+            finally:
+                event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
+        assert len(claims) == 5
 
     async def test_jobs_waiting_before_the_dispatcher_starts_are_picked_up(
         self,

@@ -115,6 +115,11 @@ class Dispatcher:
         self._finishing: set[str] = set()
         self._finisher = Finisher(db)
         self.metrics = metrics
+        # The last claim filled every free slot, so jobs may be waiting for one: a finished
+        # job then wakes the loop. Otherwise the queue was empty, and a new job's signal
+        # (or the safety poll, for retries coming due) wakes it instead of an empty claim,
+        # a write transaction, after every job.
+        self._backlog = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -174,7 +179,8 @@ class Dispatcher:
                     continue
                 for job in claimed:
                     self._spawn(job)
-                if len(claimed) == free:
+                self._backlog = len(claimed) == free
+                if self._backlog:
                     continue  # the queue may hold more; claim again as slots free up
             await self._sleep(self.settings.dispatcher_poll_seconds)
 
@@ -205,7 +211,8 @@ class Dispatcher:
 
         def done(_task: asyncio.Task[None]) -> None:
             self._inflight.pop(job.job_id, None)
-            self.wake()
+            if self._backlog:
+                self.wake()
 
         task.add_done_callback(done)
 
