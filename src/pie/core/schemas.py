@@ -40,7 +40,7 @@ class Input(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _bounded_unknown_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict) and len(data) > len(cls.model_fields) + MAX_UNKNOWN_FIELDS:
+        if isinstance(data, dict) and len(data) > len(cls.__pydantic_fields__) + MAX_UNKNOWN_FIELDS:
             raise ValueError(f"too many unknown fields ({len(data)} given)")
         return data
 

@@ -179,6 +179,15 @@ def _fenced_update() -> Update:
     )
 
 
+# Reads by key, built once (building a statement costs more than running it).
+_JOB = select(tables.Job).where(tables.Job.id == bindparam("job_id"))
+_JOB_FOR_UPDATE = _JOB.with_for_update()
+_IDEMPOTENCY_KEY = select(tables.IdempotencyKey).where(
+    tables.IdempotencyKey.scope == bindparam("scope"),
+    tables.IdempotencyKey.expires_at > bindparam("now"),
+)
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -195,10 +204,8 @@ class JobRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get(self, job_id: str, *, for_update: bool = False) -> tables.Job | None:
-        statement = select(tables.Job).where(tables.Job.id == job_id)
-        if for_update:
-            statement = statement.with_for_update()
-        return (await self.session.scalars(statement)).one_or_none()
+        statement = _JOB_FOR_UPDATE if for_update else _JOB
+        return (await self.session.scalars(statement, {"job_id": job_id})).one_or_none()
 
     async def end_states(self, job_ids: Collection[str]) -> dict[str, Row[Any]]:
         """What deciding how to end these jobs needs; the rows are locked (id order, so
@@ -421,10 +428,8 @@ class IdempotencyRepository:
         self.session = session
 
     async def get(self, scope: str, *, now: datetime) -> tables.IdempotencyKey | None:
-        statement = select(tables.IdempotencyKey).where(
-            tables.IdempotencyKey.scope == scope, tables.IdempotencyKey.expires_at > now
-        )
-        return (await self.session.scalars(statement)).one_or_none()
+        params = {"scope": scope, "now": now}
+        return (await self.session.scalars(_IDEMPOTENCY_KEY, params)).one_or_none()
 
     async def forget_expired(self, *, now: datetime, scope: str | None = None) -> None:
         statement = delete(tables.IdempotencyKey).where(tables.IdempotencyKey.expires_at <= now)

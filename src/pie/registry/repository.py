@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pie.core.clock import utcnow
@@ -74,15 +74,23 @@ def next_version_string(existing: Sequence[str]) -> str:
     return str(max(integers) + 1 if integers else len(existing) + 1)
 
 
+# The reads every request by id makes, built once: building a statement and its cache key
+# cost more than running it (bench/README.md, profile of GET version).
+_MODEL = select(tables.Model).where(tables.Model.id == bindparam("model_id"))
+_MODEL_FOR_UPDATE = _MODEL.with_for_update()
+_VERSION = select(tables.ModelVersion).where(
+    tables.ModelVersion.model_id == bindparam("model_id"),
+    tables.ModelVersion.version == bindparam("version"),
+)
+
+
 class ModelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def get(self, model_id: str, *, for_update: bool = False) -> tables.Model | None:
-        statement = select(tables.Model).where(tables.Model.id == model_id)
-        if for_update:
-            statement = statement.with_for_update()
-        return (await self.session.scalars(statement)).one_or_none()
+        statement = _MODEL_FOR_UPDATE if for_update else _MODEL
+        return (await self.session.scalars(statement, {"model_id": model_id})).one_or_none()
 
     async def page(self, page: PageRequest, filters: ModelFilters) -> Page[schemas.Model]:
         statement = select(tables.Model)
@@ -109,10 +117,8 @@ class ModelRepository:
     # -- versions ------------------------------------------------------------------------------
 
     async def get_version(self, model_id: str, version: str) -> tables.ModelVersion | None:
-        statement = select(tables.ModelVersion).where(
-            tables.ModelVersion.model_id == model_id, tables.ModelVersion.version == version
-        )
-        return (await self.session.scalars(statement)).one_or_none()
+        params = {"model_id": model_id, "version": version}
+        return (await self.session.scalars(_VERSION, params)).one_or_none()
 
     async def versions_page(self, model_id: str, page: PageRequest) -> Page[schemas.Version]:
         return await keyset_page(
