@@ -79,7 +79,7 @@ def main() -> None:
     unknown = set(only) - set(SCENARIOS)
     if unknown:
         sys.exit(f"bench: unknown scenario module(s) {sorted(unknown)}; known: {SCENARIOS}")
-    load = Load(1, 3, (64,), quick=True) if args.quick else Load(5, 15, (16, 64), quick=False)
+    load = Load(1, 3, (64,), quick=True) if args.quick else Load(3, 15, (16, 64), quick=False)
     wrk_bin = apt_install("wrk", "wrk")
     started_at = datetime.now(UTC)
     command = "make bench QUICK=1" if args.quick else "make bench"
