@@ -58,6 +58,12 @@ def counting() -> Counting:
 
 
 @pytest.fixture
+def slow_poll(settings: Settings) -> Settings:
+    """Settings whose safety poll (30 s) no test waits for: only wake-ups move the loop."""
+    return settings.model_copy(update={"dispatcher_poll_seconds": 30})
+
+
+@pytest.fixture
 def implementations(gate: Gate, counting: Counting) -> dict[str, Callable[[dict[str, Any]], Any]]:
     return {"gate": gate, "count": counting}
 
@@ -109,12 +115,11 @@ class TestThroughput:
         app: FastAPI,
         client: httpx.AsyncClient,
         admin: dict[str, str],
-        settings: Settings,
+        slow_poll: Settings,
         db: Database,
         models: Models,
     ) -> None:
         model_id = await models.create()
-        slow_poll = settings.model_copy(update={"dispatcher_poll_seconds": 30})
         async with running(app, slow_poll, db):
             await asyncio.sleep(0.2)  # the dispatcher is idle in its 30 s poll
             clock = Stopwatch()
@@ -127,20 +132,19 @@ class TestThroughput:
         app: FastAPI,
         client: httpx.AsyncClient,
         admin: dict[str, str],
-        settings: Settings,
+        slow_poll: Settings,
         db: Database,
         models: Models,
     ) -> None:
         model_id = await models.create()
         job_ids = [await start_inference(client, admin, model_id, {"n": n}) for n in range(24)]
-        slow_poll = settings.model_copy(update={"dispatcher_poll_seconds": 30})
         clock = Stopwatch()
         async with running(app, slow_poll, db, concurrency=4):
             for job_id in job_ids:
                 assert (await finished(client, admin, job_id))["status"] == "success"
         assert clock.elapsed < 10  # six rounds of four slots, each woken by finished jobs
 
-    async def test_an_empty_queue_costs_one_claim_per_new_job_not_one_per_finished_job(
+    async def test_jobs_waiting_before_the_dispatcher_starts_are_picked_up(
         self,
         app: FastAPI,
         client: httpx.AsyncClient,
@@ -150,7 +154,33 @@ class TestThroughput:
         models: Models,
     ) -> None:
         model_id = await models.create()
-        slow_poll = settings.model_copy(update={"dispatcher_poll_seconds": 30})
+        job_ids = [await start_inference(client, admin, model_id, {"n": n}) for n in range(5)]
+        assert {(await get_job(client, admin, j))["status"] for j in job_ids} == {"pending"}
+        async with running(app, settings, db):
+            for job_id in job_ids:
+                assert (await finished(client, admin, job_id))["status"] == "success"
+
+
+class TestIdleQueue:
+    """On SQLite a new job's only signal is local. On PostgreSQL the job's own NOTIFY also
+    reaches the dispatcher, sometimes after the local signal's claim has taken the job,
+    and then wakes it for one more (empty) claim; the exact count is checked where it is
+    exact."""
+
+    @pytest.fixture
+    def backend(self) -> str:
+        return "sqlite"
+
+    async def test_an_empty_queue_costs_one_claim_per_new_job_not_one_per_finished_job(
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        slow_poll: Settings,
+        db: Database,
+        models: Models,
+    ) -> None:
+        model_id = await models.create()
         claims: list[str] = []
 
         def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
@@ -168,22 +198,6 @@ class TestThroughput:
             finally:
                 event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
         assert len(claims) == 5
-
-    async def test_jobs_waiting_before_the_dispatcher_starts_are_picked_up(
-        self,
-        app: FastAPI,
-        client: httpx.AsyncClient,
-        admin: dict[str, str],
-        settings: Settings,
-        db: Database,
-        models: Models,
-    ) -> None:
-        model_id = await models.create()
-        job_ids = [await start_inference(client, admin, model_id, {"n": n}) for n in range(5)]
-        assert {(await get_job(client, admin, j))["status"] for j in job_ids} == {"pending"}
-        async with running(app, settings, db):
-            for job_id in job_ids:
-                assert (await finished(client, admin, job_id))["status"] == "success"
 
 
 class TestLeases:
