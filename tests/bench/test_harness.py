@@ -3,7 +3,10 @@ PIE is ahead), targets are judged from them, and the floor really stores what it
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
+import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -11,6 +14,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+import uvicorn
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -74,3 +78,35 @@ async def test_the_floor_stores_each_insert(
     with sqlite3.connect(database) as check:
         stored = [row[0] for row in check.execute("SELECT input FROM jobs ORDER BY rowid")]
     assert stored == [b'{"n": 0}', b'{"n": 1}', b'{"n": 2}']
+
+
+async def test_the_lean_client_reuses_connections_and_reads_each_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/rawhttp.py against the floor app served by a real uvicorn: answers are read
+    whole, a sequential caller keeps one connection, concurrent calls get one each."""
+    database = tmp_path / "floor.db"
+    monkeypatch.setenv("FLOOR_DB", str(database))
+    floor, rawhttp = _bench("floor_app"), _bench("rawhttp")
+    listening = socket.create_server(("127.0.0.1", 0))  # connections queue until served
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(floor.app, log_level="error"))
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    client = rawhttp.RawClient(f"http://127.0.0.1:{port}", {"X-Bench": "1"})
+    try:
+        answers = [await client.send(client.request("/insert", {"n": n})) for n in range(3)]
+        assert len(client.idle) == 1
+        assert [status for status, _body in answers] == [202, 202, 202]
+        assert all(len(json.loads(body)["job_id"]) == 36 for _status, body in answers)
+        together = await asyncio.gather(
+            *(client.send(client.request("/insert", {"n": n})) for n in range(3, 8))
+        )
+        assert [status for status, _body in together] == [202] * 5
+        assert len(client.idle) == 5
+    finally:
+        await client.aclose()
+        server.should_exit = True
+        await serving
+    with sqlite3.connect(database) as check:
+        stored = sorted(json.loads(row[0])["n"] for row in check.execute("SELECT input FROM jobs"))
+    assert stored == list(range(8))
