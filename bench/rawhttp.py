@@ -6,14 +6,22 @@ shows up as server latency. This client writes pre-built request bytes on pooled
 keep-alive connections and reads the answer by ``Content-Length`` (uvicorn always sends
 it for PIE's JSON), which costs a few tens of microseconds. It is a measuring tool, not a
 general client: no redirects, no chunked bodies, no TLS.
+
+A connection left idle longer than ``IDLE_S`` is closed rather than reused: uvicorn closes
+keep-alive connections after 5 s of silence (``--timeout-keep-alive``), and a request
+written to one it has just closed would read nothing back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
+
+IDLE_S = 3.0
+_Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter, float]
 
 
 class RawClient:
@@ -25,7 +33,7 @@ class RawClient:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.headers = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[_Connection] = []  # the most recently used last
 
     def request(self, path: str, body: dict[str, Any]) -> bytes:
         payload = json.dumps(body).encode()
@@ -37,10 +45,7 @@ class RawClient:
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
         """Send one pre-built request; the status and body of its answer."""
-        if self.idle:
-            reader, writer = self.idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+        reader, writer = await self._connection()
         try:
             writer.write(raw)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -57,10 +62,20 @@ class RawClient:
         if b"connection: close" in head.lower():
             writer.close()
         else:
-            self.idle.append((reader, writer))
+            self.idle.append((reader, writer, time.monotonic()))
         return status, body
 
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The most recently used idle connection that the server has not dropped, or a
+        new one."""
+        while self.idle:
+            reader, writer, used = self.idle.pop()
+            if time.monotonic() - used < IDLE_S and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
+
     async def aclose(self) -> None:
-        for _reader, writer in self.idle:
+        for _reader, writer, _used in self.idle:
             writer.close()
         self.idle.clear()

@@ -84,13 +84,15 @@ async def test_the_lean_client_reuses_connections_and_reads_each_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """bench/rawhttp.py against the floor app served by a real uvicorn: answers are read
-    whole, a sequential caller keeps one connection, concurrent calls get one each."""
+    whole, a sequential caller keeps one connection, concurrent calls get one each, and a
+    connection the server dropped for idleness is replaced, not reused."""
     database = tmp_path / "floor.db"
     monkeypatch.setenv("FLOOR_DB", str(database))
     floor, rawhttp = _bench("floor_app"), _bench("rawhttp")
     listening = socket.create_server(("127.0.0.1", 0))  # connections queue until served
     port = listening.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(floor.app, log_level="error"))
+    config = uvicorn.Config(floor.app, log_level="error", timeout_keep_alive=1)
+    server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[listening]))
     client = rawhttp.RawClient(f"http://127.0.0.1:{port}", {"X-Bench": "1"})
     try:
@@ -103,10 +105,13 @@ async def test_the_lean_client_reuses_connections_and_reads_each_answer(
         )
         assert [status for status, _body in together] == [202] * 5
         assert len(client.idle) == 5
+        await asyncio.sleep(1.5)  # past the server's keep-alive: it closes all five
+        assert (await client.send(client.request("/insert", {"n": 8})))[0] == 202
+        assert len(client.idle) == 1
     finally:
         await client.aclose()
         server.should_exit = True
         await serving
     with sqlite3.connect(database) as check:
         stored = sorted(json.loads(row[0])["n"] for row in check.execute("SELECT input FROM jobs"))
-    assert stored == list(range(8))
+    assert stored == list(range(9))
