@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import (
     ColumnElement,
     Insert,
+    Integer,
     Row,
     Select,
     Table,
@@ -179,6 +180,62 @@ def _fenced_update() -> Update:
     )
 
 
+_JOB_TYPES = ("training", "inference")
+
+
+def _claim(ids: Select[Any]) -> Update:
+    """``UPDATE jobs … WHERE id IN (<ids> LIMIT :c_limit FOR UPDATE SKIP LOCKED) RETURNING``,
+    built once per kind of claim: building it per call cost about as much as running it."""
+    job = _JOBS.c
+    now = bindparam("c_now", type_=job.updated_at.type)
+    starts = and_(job.status == "pending", job.handler_type == "in_process")
+    deadlines = (
+        (
+            and_(starts, job.job_type == kind),
+            bindparam(f"c_deadline_{kind}", type_=job.deadline_at.type),
+        )
+        for kind in _JOB_TYPES
+    )
+    taken = ids.limit(bindparam("c_limit", type_=Integer)).with_for_update(skip_locked=True)
+    return (
+        update(_JOBS)
+        .where(job.id.in_(taken.scalar_subquery()))
+        .values(
+            attempt=job.attempt + 1,
+            leased_until=bindparam("c_leased_until", type_=job.leased_until.type),
+            lease_owner=bindparam("c_owner", type_=job.lease_owner.type),
+            updated_at=now,
+            status=case((starts, "started"), else_=job.status),
+            started_at=case((starts, now), else_=job.started_at),
+            deadline_at=case(*deadlines, else_=job.deadline_at),
+        )
+        .returning(*(_JOBS.c[column.key] for column in _CLAIMED))
+    )
+
+
+def _claim_statements() -> tuple[Update, Update]:
+    job = _JOBS.c
+    now = bindparam("c_now", type_=job.updated_at.type)
+    due = (
+        select(job.id)
+        .where(job.status == "pending", job.leased_until.is_(None), job.next_attempt_at <= now)
+        .order_by(job.next_attempt_at)
+    )
+    expired = (
+        select(job.id)
+        .where(
+            job.leased_until.is_not(None),
+            job.leased_until < now,
+            job.status.in_(("pending", "started")),
+        )
+        .order_by(job.leased_until)
+    )
+    return _claim(due), _claim(expired)
+
+
+_CLAIM_DUE, _CLAIM_EXPIRED = _claim_statements()
+
+
 # Reads by key, built once (building a statement costs more than running it).
 _JOB = select(tables.Job).where(tables.Job.id == bindparam("job_id"))
 _JOB_FOR_UPDATE = _JOB.with_for_update()
@@ -306,73 +363,19 @@ class JobRepository:
         timeouts: Mapping[str, timedelta],
     ) -> Sequence[Row[Any]]:
         """Take up to ``limit`` jobs: due pending ones, or (``expired``) those whose holder
-        stopped renewing its lease. SKIP LOCKED lets any number of workers share the queue."""
-        job = tables.Job
-        if expired:
-            ids = (
-                select(job.id)
-                .where(
-                    job.leased_until.is_not(None),
-                    job.leased_until < now,
-                    job.status.in_(("pending", "started")),
-                )
-                .order_by(job.leased_until)
-            )
-        else:
-            ids = (
-                select(job.id)
-                .where(
-                    job.status == "pending",
-                    job.leased_until.is_(None),
-                    job.next_attempt_at <= now,
-                )
-                .order_by(job.next_attempt_at)
-            )
-        return await self._take(
-            ids.limit(limit).with_for_update(skip_locked=True),
-            owner=owner,
-            now=now,
-            leased_until=leased_until,
-            timeouts=timeouts,
-        )
+        stopped renewing its lease. SKIP LOCKED lets any number of workers share the queue.
 
-    async def _take(
-        self,
-        ids: Any,
-        *,
-        owner: str,
-        now: datetime,
-        leased_until: datetime,
-        timeouts: Mapping[str, timedelta],
-    ) -> Sequence[Row[Any]]:
-        """Lease the rows; in-process jobs start right here (one transaction less each).
-
-        Returns plain rows of the columns a dispatch needs (no ORM objects: a claim may
-        take hundreds of jobs)."""
-        job = tables.Job
-        starts = and_(job.status == "pending", job.handler_type == "in_process")
-        statement = (
-            update(job)
-            .where(job.id.in_(ids.scalar_subquery()))
-            .values(
-                attempt=job.attempt + 1,
-                leased_until=leased_until,
-                lease_owner=owner,
-                updated_at=now,
-                status=case((starts, "started"), else_=job.status),
-                started_at=case((starts, now), else_=job.started_at),
-                deadline_at=case(
-                    *(
-                        (and_(starts, job.job_type == job_type), now + timeout)
-                        for job_type, timeout in timeouts.items()
-                    ),
-                    else_=job.deadline_at,
-                ),
-            )
-            .returning(*_CLAIMED)
-            .execution_options(synchronize_session=False)
-        )
-        return (await self.session.execute(statement)).all()
+        In-process jobs start right here (one transaction less each). Returns plain rows of
+        the columns a dispatch needs (no ORM objects: a claim may take hundreds of jobs)."""
+        params = {
+            "c_owner": owner,
+            "c_limit": limit,
+            "c_now": now,
+            "c_leased_until": leased_until,
+            **{f"c_deadline_{kind}": now + timeouts[kind] for kind in _JOB_TYPES},
+        }
+        statement = _CLAIM_EXPIRED if expired else _CLAIM_DUE
+        return (await self.session.execute(statement, params)).all()
 
     async def fenced(
         self, job_id: str, attempt: int, *, statuses: Collection[str], **values: Any
