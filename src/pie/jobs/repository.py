@@ -12,6 +12,7 @@ from sqlalchemy import (
     ColumnElement,
     Insert,
     Integer,
+    Result,
     Row,
     Select,
     Table,
@@ -236,6 +237,30 @@ def _claim_statements() -> tuple[Update, Update]:
 _CLAIM_DUE, _CLAIM_EXPIRED = _claim_statements()
 
 
+# Ending jobs, built once: the statements of every finished batch.
+_END_STATES = (
+    select(
+        _JOBS.c.id,
+        _JOBS.c.attempt,
+        _JOBS.c.status,
+        _JOBS.c.job_type,
+        _JOBS.c.model_id,
+        _JOBS.c.model_version,
+        _JOBS.c.context,
+    )
+    .where(_JOBS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_JOBS.c.id)
+    .with_for_update()
+)
+_END_MANY = _fenced_update().values(
+    status=bindparam("b_status"),
+    output=bindparam("b_output", type_=_JOBS.c.output.type),
+    error=bindparam("b_error", type_=_JOBS.c.error.type),
+    completed_at=bindparam("b_now", type_=_JOBS.c.completed_at.type),
+    updated_at=bindparam("b_now", type_=_JOBS.c.updated_at.type),
+    leased_until=None,
+    triggered_events=[],
+)
 # Reads by key, built once (building a statement costs more than running it).
 _JOB = select(tables.Job).where(tables.Job.id == bindparam("job_id"))
 _JOB_FOR_UPDATE = _JOB.with_for_update()
@@ -267,22 +292,8 @@ class JobRepository:
     async def end_states(self, job_ids: Collection[str]) -> dict[str, Row[Any]]:
         """What deciding how to end these jobs needs; the rows are locked (id order, so
         two lockers of many rows cannot deadlock) for the rest of the transaction."""
-        job = tables.Job
-        statement = (
-            select(
-                job.id,
-                job.attempt,
-                job.status,
-                job.job_type,
-                job.model_id,
-                job.model_version,
-                job.context,
-            )
-            .where(job.id.in_(sorted(job_ids)))
-            .order_by(job.id)
-            .with_for_update()
-        )
-        return {row.id: row for row in (await self.session.execute(statement)).all()}
+        rows: Result[Any] = await self.session.execute(_END_STATES, {"ids": sorted(job_ids)})
+        return {row.id: row for row in rows.all()}
 
     async def end_many(self, ends: Sequence[Mapping[str, Any]]) -> None:
         """End jobs whose end touches nothing but their row, in one statement (executemany).
@@ -290,17 +301,7 @@ class JobRepository:
         Each of ``ends``: ``b_id``, ``b_attempt``, ``b_status``, ``b_output``, ``b_error``,
         ``b_now``; fenced by attempt and by a status that has not ended.
         """
-        job = _JOBS
-        statement = _fenced_update().values(
-            status=bindparam("b_status"),
-            output=bindparam("b_output", type_=job.c.output.type),
-            error=bindparam("b_error", type_=job.c.error.type),
-            completed_at=bindparam("b_now", type_=job.c.completed_at.type),
-            updated_at=bindparam("b_now", type_=job.c.updated_at.type),
-            leased_until=None,
-            triggered_events=[],
-        )
-        await self.session.execute(statement, list(ends))
+        await self.session.execute(_END_MANY, list(ends))
 
     async def get_many(
         self, job_ids: Collection[str], *, for_update: bool = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pie.core.pagination import Page, PageRequest
@@ -43,6 +43,18 @@ def visible_clause(
     if client_ids:
         return or_(tables.Subscription.client_id.in_(sorted(client_ids)), own)
     return own if subject else false()
+
+
+# Read for every finished job (does its end fire anything?), so built once.
+_FIRING = (
+    select(tables.Subscription)
+    .where(
+        tables.Subscription.source_model_id == bindparam("model_id"),
+        tables.Subscription.trigger_event == bindparam("event"),
+        tables.Subscription.status == "active",
+    )
+    .order_by(tables.Subscription.created_at, tables.Subscription.id)
+)
 
 
 class SubscriptionRepository:
@@ -84,16 +96,8 @@ class SubscriptionRepository:
         )
 
     async def firing(self, model_id: str, event: str) -> Sequence[tables.Subscription]:
-        statement = (
-            select(tables.Subscription)
-            .where(
-                tables.Subscription.source_model_id == model_id,
-                tables.Subscription.trigger_event == event,
-                tables.Subscription.status == "active",
-            )
-            .order_by(tables.Subscription.created_at, tables.Subscription.id)
-        )
-        return (await self.session.scalars(statement)).all()
+        params = {"model_id": model_id, "event": event}
+        return (await self.session.scalars(_FIRING, params)).all()
 
     async def active_touching(self, model_id: str) -> Sequence[tables.Subscription]:
         statement = select(tables.Subscription).where(
