@@ -182,13 +182,13 @@ def _fenced_update() -> Update:
 
 
 _JOB_TYPES = ("training", "inference")
+_NOW = bindparam("c_now", type_=_JOBS.c.updated_at.type)
 
 
 def _claim(ids: Select[Any]) -> Update:
     """``UPDATE jobs … WHERE id IN (<ids> LIMIT :c_limit FOR UPDATE SKIP LOCKED) RETURNING``,
     built once per kind of claim: building it per call cost about as much as running it."""
     job = _JOBS.c
-    now = bindparam("c_now", type_=job.updated_at.type)
     starts = and_(job.status == "pending", job.handler_type == "in_process")
     deadlines = (
         (
@@ -205,36 +205,33 @@ def _claim(ids: Select[Any]) -> Update:
             attempt=job.attempt + 1,
             leased_until=bindparam("c_leased_until", type_=job.leased_until.type),
             lease_owner=bindparam("c_owner", type_=job.lease_owner.type),
-            updated_at=now,
+            updated_at=_NOW,
             status=case((starts, "started"), else_=job.status),
-            started_at=case((starts, now), else_=job.started_at),
+            started_at=case((starts, _NOW), else_=job.started_at),
             deadline_at=case(*deadlines, else_=job.deadline_at),
         )
         .returning(*(_JOBS.c[column.key] for column in _CLAIMED))
     )
 
 
-def _claim_statements() -> tuple[Update, Update]:
-    job = _JOBS.c
-    now = bindparam("c_now", type_=job.updated_at.type)
-    due = (
-        select(job.id)
-        .where(job.status == "pending", job.leased_until.is_(None), job.next_attempt_at <= now)
-        .order_by(job.next_attempt_at)
+_CLAIM_DUE = _claim(
+    select(_JOBS.c.id)
+    .where(
+        _JOBS.c.status == "pending",
+        _JOBS.c.leased_until.is_(None),
+        _JOBS.c.next_attempt_at <= _NOW,
     )
-    expired = (
-        select(job.id)
-        .where(
-            job.leased_until.is_not(None),
-            job.leased_until < now,
-            job.status.in_(("pending", "started")),
-        )
-        .order_by(job.leased_until)
+    .order_by(_JOBS.c.next_attempt_at)
+)
+_CLAIM_EXPIRED = _claim(
+    select(_JOBS.c.id)
+    .where(
+        _JOBS.c.leased_until.is_not(None),
+        _JOBS.c.leased_until < _NOW,
+        _JOBS.c.status.in_(("pending", "started")),
     )
-    return _claim(due), _claim(expired)
-
-
-_CLAIM_DUE, _CLAIM_EXPIRED = _claim_statements()
+    .order_by(_JOBS.c.leased_until)
+)
 
 
 # Ending jobs, built once: the statements of every finished batch.
@@ -261,6 +258,7 @@ _END_MANY = _fenced_update().values(
     leased_until=None,
     triggered_events=[],
 )
+
 # Reads by key, built once (building a statement costs more than running it).
 _JOB = select(tables.Job).where(tables.Job.id == bindparam("job_id"))
 _JOB_FOR_UPDATE = _JOB.with_for_update()
