@@ -4,16 +4,15 @@ statement sends them all), and a waiter wakes only for its own payload."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from pie.db.database import Database
 from pie.db.events import JOB_DONE
 from pie.settings import Settings
+from tests.helpers import executed_sql
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
@@ -23,19 +22,14 @@ async def test_notifications_are_sent_together_and_heard_only_after_the_commit(
     dsn = make_url(settings.effective_database_url).set(drivername="postgresql")
     heard: list[str] = []
     listener = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        sent.append(sql)
-
-    event.listen(db.write_engine.sync_engine, "before_cursor_execute", record)
     try:
         await listener.add_listener(JOB_DONE, lambda *args: heard.append(args[3]))
-        async with db.transaction() as session:
-            for payload in ("a", "b", "c", "a"):
-                await db.events.publish(session, JOB_DONE, payload)
-            await asyncio.sleep(0.2)
-            assert heard == []  # nothing before the commit
+        with executed_sql(db.write_engine) as sent:
+            async with db.transaction() as session:
+                for payload in ("a", "b", "c", "a"):
+                    await db.events.publish(session, JOB_DONE, payload)
+                await asyncio.sleep(0.2)
+                assert heard == []  # nothing before the commit
         for _ in range(50):
             if len(heard) >= 3:
                 break
@@ -43,7 +37,6 @@ async def test_notifications_are_sent_together_and_heard_only_after_the_commit(
         assert sorted(heard) == ["a", "b", "c"]
         assert sum("pg_notify" in sql for sql in sent) == 1
     finally:
-        event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
         await listener.close()
 
 

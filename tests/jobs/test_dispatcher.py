@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from pie.db.database import Database
 from pie.jobs import service
 from pie.jobs.dispatcher import Dispatcher
 from pie.settings import Settings
+from tests.helpers import executed_sql
 from tests.jobs.conftest import Gate
 from tests.jobs.factories import (
     Models,
@@ -57,10 +59,16 @@ def counting() -> Counting:
     return Counting()
 
 
+SlowDispatcher = Callable[..., AbstractAsyncContextManager[Dispatcher]]
+
+
 @pytest.fixture
-def slow_poll(settings: Settings) -> Settings:
-    """Settings whose safety poll (30 s) no test waits for: only wake-ups move the loop."""
-    return settings.model_copy(update={"dispatcher_poll_seconds": 30})
+def slow_dispatcher(app: FastAPI, settings: Settings, db: Database) -> SlowDispatcher:
+    """``running`` for a dispatcher whose safety poll (30 s) no test waits for: only
+    wake-ups move its loop."""
+    return functools.partial(
+        running, app, settings.model_copy(update={"dispatcher_poll_seconds": 30}), db
+    )
 
 
 @pytest.fixture
@@ -112,15 +120,13 @@ class TestThroughput:
 
     async def test_a_new_job_wakes_the_dispatcher_without_waiting_for_the_poll(
         self,
-        app: FastAPI,
         client: httpx.AsyncClient,
         admin: dict[str, str],
-        slow_poll: Settings,
-        db: Database,
         models: Models,
+        slow_dispatcher: SlowDispatcher,
     ) -> None:
         model_id = await models.create()
-        async with running(app, slow_poll, db):
+        async with slow_dispatcher():
             await asyncio.sleep(0.2)  # the dispatcher is idle in its 30 s poll
             clock = Stopwatch()
             job = await finished(client, admin, await start_inference(client, admin, model_id))
@@ -129,17 +135,15 @@ class TestThroughput:
 
     async def test_a_backlog_larger_than_its_slots_drains_without_waiting_for_the_poll(
         self,
-        app: FastAPI,
         client: httpx.AsyncClient,
         admin: dict[str, str],
-        slow_poll: Settings,
-        db: Database,
         models: Models,
+        slow_dispatcher: SlowDispatcher,
     ) -> None:
         model_id = await models.create()
         job_ids = [await start_inference(client, admin, model_id, {"n": n}) for n in range(24)]
         clock = Stopwatch()
-        async with running(app, slow_poll, db, concurrency=4):
+        async with slow_dispatcher(concurrency=4):
             for job_id in job_ids:
                 assert (await finished(client, admin, job_id))["status"] == "success"
         assert clock.elapsed < 10  # six rounds of four slots, each woken by finished jobs
@@ -173,30 +177,21 @@ class TestIdleQueue:
 
     async def test_an_empty_queue_costs_one_claim_per_new_job_not_one_per_finished_job(
         self,
-        app: FastAPI,
         client: httpx.AsyncClient,
         admin: dict[str, str],
-        slow_poll: Settings,
         db: Database,
         models: Models,
+        slow_dispatcher: SlowDispatcher,
     ) -> None:
         model_id = await models.create()
-        claims: list[str] = []
-
-        def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-            if "lease_owner=" in sql and "RETURNING" in sql:
-                claims.append(sql)
-
-        async with running(app, slow_poll, db):
+        async with slow_dispatcher():
             await asyncio.sleep(0.2)  # the start-up claim found nothing; idle in the poll
-            event.listen(db.write_engine.sync_engine, "before_cursor_execute", record)
-            try:
+            with executed_sql(db.write_engine) as sent:
                 for n in range(5):
                     job_id = await start_inference(client, admin, model_id, {"n": n})
                     assert (await finished(client, admin, job_id))["status"] == "success"
                     await asyncio.sleep(0.05)  # room for a claim the finished job might cause
-            finally:
-                event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
+        claims = [sql for sql in sent if "lease_owner=" in sql and "RETURNING" in sql]
         assert len(claims) == 5
 
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from pie.db.database import Database
 from pie.db.events import JOB_DONE
@@ -20,6 +18,7 @@ from pie.jobs import service
 from pie.jobs.dispatcher import Finisher
 from pie.jobs.repository import JobRepository
 from pie.settings import Settings
+from tests.helpers import executed_sql
 from tests.jobs.factories import Models, get_job, start_inference
 from tests.subscriptions.factories import Y_OUTPUT, Api, relay
 
@@ -60,19 +59,9 @@ def successes(jobs: Sequence[service.Claimed]) -> list[service.Result]:
     return [service.Result(job, "success", output={"n": n}) for n, job in enumerate(jobs)]
 
 
-@contextmanager
-def statements(db: Database) -> Iterator[list[str]]:
-    """The SQL statements the write engine runs in the block."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        seen.append(sql.split(None, 1)[0].upper())
-
-    event.listen(db.write_engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.write_engine.sync_engine, "before_cursor_execute", record)
+def statements(db: Database) -> AbstractContextManager[list[str]]:
+    """The first word of each SQL statement the write engine runs in the block."""
+    return executed_sql(db.write_engine, lambda sql: sql.split(None, 1)[0].upper())
 
 
 class TestFinishAttempts:
